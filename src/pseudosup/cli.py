@@ -1,0 +1,95 @@
+"""`pseudosup <stage>`: one subcommand per pipeline stage (thin: parse, call, write)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .io import PseudosupError
+
+# subcommand -> module in pseudosup.stages, in pipeline order
+STAGES = {
+    "download": "download",
+    "make-split": "make_split",
+    "pretrain": "pretrain",
+    "features": "features",
+    "mine": "mine",
+    "train": "train",
+    "evaluate": "evaluate",
+    "report": "report",
+    "plot": "plot",
+    "gallery": "gallery",
+    "check-metrics": "check_metrics",
+    "update-baselines": "update_baselines",
+    "validate-params": "validate_params",
+    "dvc-yaml": "dvc_yaml",
+    "readme": "readme",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pseudosup",
+        description="Pseudo-supervised learning for image search: the stages of the pipeline. "
+                    "Snakemake (and DVC) run them; each also runs by hand. See README.md.")
+    parser.add_argument("--version", action="version", version=f"pseudosup {__version__}")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for name, module in STAGES.items():
+        mod = importlib.import_module(f"pseudosup.stages.{module}")
+        p = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.add_argument("--log", type=Path, default=None,
+                       help="write everything this command prints on stderr (logs, progress) to this file")
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def _redirect_stderr(log_path: Path):
+    """Send fd 2 (Python, tqdm, C libraries) to the log; keep the terminal's stderr."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = os.dup(2)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    return os.fdopen(terminal, "w", buffering=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    terminal = _redirect_stderr(args.log) if args.log else sys.stderr
+    from .log import log, setup_logging
+
+    setup_logging(args.verbose)
+    log.info("pseudosup %s", " ".join(argv if argv is not None else sys.argv[1:]))
+    t0 = time.time()
+    try:
+        code = args._module.run(args) or 0
+    except PseudosupError as e:
+        msg = f"pseudosup {args.stage}: error: {e}"
+        if args.log:
+            log.error("%s", e)
+            msg += f"\n(log: {args.log})"
+        print(msg, file=terminal)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception:
+        log.exception("unexpected error")
+        if terminal is not sys.stderr:
+            print(f"pseudosup {args.stage}: unexpected error; traceback in {args.log}", file=terminal)
+        raise
+    log.info("done in %.1f s", time.time() - t0)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: registry, downloads, loaders and committed splits."""

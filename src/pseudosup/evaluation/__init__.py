@@ -1,0 +1,1 @@
+"""Evaluation: rankings, metrics (with their tie rules) and retrieval protocols."""

@@ -1,0 +1,1 @@
+"""Feature extractors: images in, float32 descriptors out (one row per item)."""

@@ -1,0 +1,1 @@
+"""Methods: plain functions/classes that take arrays and return arrays or models."""

@@ -1,0 +1,1 @@
+"""Binary hashing methods. Each registers a class with fit / encode / save / load."""

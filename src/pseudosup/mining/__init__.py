@@ -1,0 +1,1 @@
+"""Mining supervision from the data itself: kNN graphs and reversible-NN pairs."""

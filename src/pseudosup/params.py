@@ -1,0 +1,187 @@
+"""params.yaml: loading, schema validation (with defaults) and per-stage slices.
+
+params.yaml is the single source of truth for Snakemake and DVC. Each stage is told
+which top-level or dotted keys it may read (`--keys`), and sees only those: the rule
+that runs it declares the same keys, so a change to any value a stage reads reruns
+that stage under both runners, and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from .io import PseudosupError
+
+SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
+
+
+def schema_path_for(params_path: Path) -> Path:
+    """The schema lives in the project that holds params.yaml (or its parents)."""
+    for root in [params_path.resolve().parent, *params_path.resolve().parents]:
+        if (root / SCHEMA_RELPATH).exists():
+            return root / SCHEMA_RELPATH
+    raise PseudosupError(
+        f"cannot find {SCHEMA_RELPATH} next to {params_path} or in a parent directory; "
+        "run pseudosup from the project root")
+
+
+@lru_cache(maxsize=8)
+def _load_schema(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PseudosupError(f"{path}: params file not found") from None
+    except yaml.YAMLError as e:
+        raise PseudosupError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise PseudosupError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _fill_defaults(node: Any, schema: dict, root: dict) -> None:
+    """Insert schema defaults for missing keys, recursively (in place)."""
+    schema = _deref(schema, root)
+    if not isinstance(node, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        sub = _deref(sub, root)
+        if key not in node and "default" in sub:
+            node[key] = copy.deepcopy(sub["default"])
+        if key in node:
+            _fill_defaults(node[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in node.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(value, extra, root)
+    for branch in schema.get("allOf", []):
+        cond = _deref(branch, root)
+        if "if" in cond and _matches(node, cond["if"], root):
+            _fill_defaults(node, cond.get("then", {}), root)
+
+
+def _matches(node: Any, schema: dict, root: dict) -> bool:
+    validator = jsonschema.Draft202012Validator({**schema, "$defs": root.get("$defs", {})})
+    return validator.is_valid(node)
+
+
+def _deref(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if ref and ref.startswith("#/$defs/"):
+        return root["$defs"][ref.split("/")[-1]]
+    return schema
+
+
+def _format_error(err: jsonschema.ValidationError, source: Path) -> str:
+    key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    return f"{source}: invalid value at key '{key}': {err.message}"
+
+
+def validate(params: dict, source: Path, schema_file: Path | None = None) -> dict:
+    """Validate against the JSON schema and fill defaults; return a new dict.
+
+    Raises PseudosupError naming the first offending key (all are listed).
+    """
+    schema_file = schema_file or schema_path_for(source)
+    schema = _load_schema(str(schema_file))
+    params = copy.deepcopy(params)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        best = [jsonschema.exceptions.best_match([e]) for e in errors]
+        raise PseudosupError("\n".join(_format_error(e, source) for e in best))
+    _fill_defaults(params, schema, schema)
+    check_references(params, source)
+    return params
+
+
+def check_references(params: dict, source: Path) -> None:
+    """Cross-key checks a JSON schema cannot express: names must exist."""
+    problems = []
+    for name, exp in params.get("experiments", {}).items():
+        for feat in exp.get("features", []):
+            if feat not in params.get("features", {}):
+                problems.append(f"experiments.{name}.features: unknown feature '{feat}' "
+                                f"(defined: {sorted(params.get('features', {}))})")
+        for meth in exp.get("methods", []):
+            if meth not in params.get("methods", {}):
+                problems.append(f"experiments.{name}.methods: unknown method '{meth}' "
+                                f"(defined: {sorted(params.get('methods', {}))})")
+        gal = exp.get("gallery")
+        if gal:
+            for key, pool in (("feature", exp.get("features", [])), ("method", exp.get("methods", []))):
+                if gal.get(key) not in pool:
+                    problems.append(f"experiments.{name}.gallery.{key}: '{gal.get(key)}' is not "
+                                    f"one of the experiment's {key}s {pool}")
+            if gal.get("bits") not in exp.get("bits", []):
+                problems.append(f"experiments.{name}.gallery.bits: {gal.get('bits')} is not one of "
+                                f"the experiment's bits {exp.get('bits')}")
+    for target in params.get("targets", []):
+        if target not in params.get("experiments", {}):
+            problems.append(f"targets: unknown experiment '{target}'")
+    for name, feat in params.get("features", {}).items():
+        pre = feat.get("pretrain")
+        if pre and pre.get("split") is None:
+            problems.append(f"features.{name}.pretrain.split: required")
+    if problems:
+        raise PseudosupError("\n".join(f"{source}: {p}" for p in problems))
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    return validate(load_yaml(path), path)
+
+
+def lookup(params: dict, dotted: str, source: str | Path = "params.yaml") -> Any:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise PseudosupError(f"{source}: missing key '{dotted}'")
+        node = node[part]
+    return node
+
+
+class ParamSlice(dict):
+    """The values of some dotted keys of params.yaml, as {key: value}.
+
+    `str()` gives the keys (for a shell command line); `repr()` the values (what
+    Snakemake stores to decide whether a params change reruns the job).
+    """
+
+    def __str__(self) -> str:
+        return " ".join(self.keys())
+
+    def __repr__(self) -> str:
+        # canonical (sorted keys), so reordering a YAML mapping is not a "change"
+        return json.dumps(self, sort_keys=True)
+
+    def get_key(self, dotted: str) -> Any:
+        """Read `dotted` (the key itself or a key below a declared one)."""
+        for key in self:
+            if dotted == key:
+                return self[key]
+            if dotted.startswith(key + "."):
+                return lookup(self[key], dotted[len(key) + 1:])
+        raise PseudosupError(
+            f"stage read params key '{dotted}' but only declared {list(self)}; "
+            "declare it in the rule's params (this keeps reruns exact)")
+
+
+def slice_of(params: dict, keys: Iterable[str], source: str | Path = "params.yaml") -> ParamSlice:
+    return ParamSlice((k, lookup(params, k, source)) for k in keys)
+
+
+def load_slice(path: str | Path, keys: Iterable[str]) -> ParamSlice:
+    return slice_of(load(path), keys, path)

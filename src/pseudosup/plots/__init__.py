@@ -1,0 +1,1 @@
+"""Figures, drawn from metrics/run files only (never from models)."""

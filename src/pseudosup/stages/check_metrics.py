@@ -1,0 +1,36 @@
+"""The metrics gate: exit non-zero, listing every regression, when any metric of the
+given metrics files is worse than its committed baseline beyond its tolerance."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HELP = "compare metrics with committed baselines; non-zero exit on any regression"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("metrics", type=Path, nargs="+", help="results/metrics/<experiment>.json files")
+    p.add_argument("--baselines", type=Path, default=Path("baselines"), help="directory of baselines (default baselines/)")
+
+
+def run(args) -> int:
+    from ..gate import check
+
+    failed = 0
+    for path in args.metrics:
+        regress, improve, new = check(path, args.baselines)
+        print(f"{path}: {len(regress)} regression(s), {len(improve)} improvement(s) beyond tolerance, "
+              f"{len(new)} metric(s) without a baseline")
+        for f in regress:
+            print(f"  REGRESSION {f.describe()}")
+        for f in improve:
+            print(f"  improved   {f.describe()}  (update the baseline to lock it in)")
+        for name in new:
+            print(f"  not gated  {name}")
+        failed += len(regress)
+    if failed:
+        print(f"metrics gate FAILED: {failed} regression(s)", file=sys.stderr)
+        return 1
+    print("metrics gate passed")
+    return 0

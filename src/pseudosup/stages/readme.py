@@ -1,0 +1,47 @@
+"""Refresh the generated sections of README.md (numbers are never typed by hand).
+
+`<!-- results:<experiment> -->` ... `<!-- /results:<experiment> -->` holds
+results/tables/<experiment>.md; `<!-- bench:<name> -->` ... `<!-- /bench:<name> -->`
+holds benchmarks/results/<name>.md. --check fails when any section is stale."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+HELP = "refresh README.md result tables from results/tables (--check: fail when stale)"
+
+MARK = re.compile(r"(<!-- (?P<kind>results|bench):(?P<name>[\w\-]+) -->\n)(?P<body>.*?)(<!-- /(?P=kind):(?P=name) -->)", re.S)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p.add_argument("--bench", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--check", action="store_true")
+
+
+def refreshed(text: str, tables: Path, bench: Path = Path("benchmarks/results")) -> str:
+    def sub(m):
+        src = (tables if m.group("kind") == "results" else bench) / f"{m.group('name')}.md"
+        body = src.read_text() if src.exists() else f"_(not generated yet: {src.parent.name}/{src.name})_\n"
+        return m.group(1) + body + m.group(5)
+    return MARK.sub(sub, text)
+
+
+def run(args) -> int:
+    from ..io import atomic_path
+
+    text = args.readme.read_text()
+    new = refreshed(text, args.tables, args.bench)
+    if args.check:
+        if new != text:
+            print(f"{args.readme}: result tables are stale; run `pseudosup readme`", file=sys.stderr)
+            return 1
+        print(f"{args.readme}: result tables are current")
+        return 0
+    with atomic_path(args.readme) as tmp:
+        tmp.write_text(new)
+    print(f"updated {args.readme}")
+    return 0

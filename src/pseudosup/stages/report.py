@@ -1,0 +1,91 @@
+"""Collect an experiment's run files into its metrics file and tables.
+
+Writes results/metrics/<experiment>.json (nested feature -> run -> metric, the file
+DVC shows with `dvc metrics show/diff` and the metrics gate checks), a long-format
+CSV and a Markdown table of mAP per feature x method x bits with the Euclidean
+ceiling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import add_params_args, params_of
+
+HELP = "aggregate an experiment's runs into metrics and tables"
+
+SCALARS = ("map", "precision_at_k", "precision_radius", "recall_radius")
+
+
+def add_arguments(p) -> None:
+    add_params_args(p, "experiments.<experiment>")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run files from `pseudosup evaluate`")
+    p.add_argument("--mining", type=Path, nargs="*", default=[], help="statistics files from `pseudosup mine`")
+    p.add_argument("--metrics", type=Path, required=True, help="output metrics (.json)")
+    p.add_argument("--table", type=Path, required=True, help="output table (.md; a .csv is written beside it)")
+
+
+def run(args) -> None:
+    from ..io import atomic_path, read_json, write_json
+
+    exp = params_of(args).get_key(f"experiments.{args.experiment}")
+    runs = [read_json(p) for p in args.runs]
+    metrics = {"experiment": args.experiment, "dataset": exp["dataset"], "split": exp["split"],
+               "tie_rule": runs[0]["tie_rule"] if runs else None,
+               "precision_at": runs[0]["k"] if runs else None, "results": {}, "mining": {}}
+    for r in runs:
+        key = run_name(r)
+        metrics["results"].setdefault(r["feature"], {})[key] = {m: r[m] for m in SCALARS if m in r}
+    for path in args.mining:
+        s = read_json(path)
+        metrics["mining"][s["feature"]] = {k: s[k] for k in ("num_pairs", "coverage", "pair_precision") if k in s}
+    write_json(args.metrics, metrics)
+    rows = long_rows(runs)
+    with atomic_path(args.table.with_suffix(".csv")) as tmp:
+        tmp.write_text(_csv(rows))
+    with atomic_path(args.table) as tmp:
+        tmp.write_text(markdown_table(args.experiment, exp, runs, metrics))
+
+
+def run_name(r: dict) -> str:
+    """Result names derive from parameters: <method>-<bits>, or the ranking name."""
+    return r["method"] if r.get("bits") is None else f"{r['method']}-{r['bits']}"
+
+
+def long_rows(runs: list[dict]) -> list[dict]:
+    rows = [{"feature": r["feature"], "method": r["method"], "bits": r.get("bits") or "",
+             **{m: round(r[m], 6) for m in SCALARS if m in r}} for r in runs]
+    return sorted(rows, key=lambda x: (x["feature"], x["method"], str(x["bits"]).zfill(4)))
+
+
+def _csv(rows: list[dict]) -> str:
+    cols = ["feature", "method", "bits", *SCALARS]
+    lines = [",".join(cols)]
+    lines += [",".join(str(r.get(c, "")) for c in cols) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(name: str, exp: dict, runs: list[dict], metrics: dict) -> str:
+    bits = sorted({r["bits"] for r in runs if r.get("bits") is not None})
+    head = f"mAP ({metrics['split']}, tie rule {metrics['tie_rule']}); last column: precision@{metrics['precision_at']} at {bits[-1] if bits else '-'} bits"
+    lines = [f"**{name}**: {head}", "",
+             "| feature | method | " + " | ".join(f"{b} bits" for b in bits) + f" | P@{metrics['precision_at']} |",
+             "|---|---|" + "---|" * len(bits) + "---|"]
+    by = {(r["feature"], r["method"], r.get("bits")): r for r in runs}
+    for feat in exp["features"]:
+        for meth in exp.get("methods", []):
+            cells = [f"{by[(feat, meth, b)]['map']:.4f}" if (feat, meth, b) in by else "-" for b in bits]
+            top = by.get((feat, meth, bits[-1])) if bits else None
+            lines.append(f"| {feat} | {meth} | " + " | ".join(cells) + f" | {top['precision_at_k']:.4f} |" if top
+                         else f"| {feat} | {meth} | " + " | ".join(cells) + " | - |")
+        ceil = by.get((feat, "euclidean", None))
+        if ceil:
+            lines.append(f"| {feat} | Euclidean (ceiling) | " + " | ".join(f"{ceil['map']:.4f}" for _ in bits)
+                         + f" | {ceil['precision_at_k']:.4f} |")
+    if metrics["mining"]:
+        lines += ["", "Reversible-NN pairs of the database (k from params `mining.k`; label agreement is a diagnostic only):", "",
+                  "| feature | pairs | items covered | pairs sharing a label |", "|---|---|---|---|"]
+        for feat, s in metrics["mining"].items():
+            lines.append(f"| {feat} | {s['num_pairs']} | {100 * s['coverage']:.1f}% | {s.get('pair_precision', float('nan')):.3f} |")
+    return "\n".join(lines) + "\n"

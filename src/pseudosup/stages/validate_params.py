@@ -1,0 +1,24 @@
+"""Validate params.yaml against workflow/schemas/params.schema.yaml and the
+cross-references between its sections; print the effective values (defaults filled)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "validate params.yaml (schema + references)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--show", action="store_true", help="print the validated params with defaults filled")
+
+
+def run(args) -> None:
+    import yaml
+
+    from ..params import load
+
+    params = load(args.params)
+    if args.show:
+        print(yaml.safe_dump(params, sort_keys=False))
+    print(f"{args.params}: valid")

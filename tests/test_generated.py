@@ -1,0 +1,53 @@
+"""Generated files are in sync: dvc.yaml with the Snakemake DAG, README tables with
+results/, results tables with the committed run files, the DAG picture."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from pseudosup.dvcgen import generate
+from pseudosup.stages.readme import refreshed
+from pseudosup.stages.report import markdown_table
+
+from .conftest import ROOT
+
+
+def test_dvc_yaml_matches_the_snakemake_dag():
+    assert (ROOT / "dvc.yaml").read_text() == generate(ROOT), \
+        "dvc.yaml is out of date: run `pseudosup dvc-yaml` and commit it"
+
+
+def test_dvc_yaml_stages_declare_params_and_code():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    itq = [s for name, s in stages.items() if name.startswith("train_hasher") and "-itq-" in name]
+    assert itq and all(s["params"] == ["seed", "methods.itq"] for s in itq)
+    assert all("src/pseudosup/methods/hashing/itq.py" in s["deps"] for s in itq)
+    outs = [o for s in stages.values() for o in s.get("outs", []) for o in ([o] if isinstance(o, str) else o)]
+    assert len(outs) == len(set(outs)), "overlapping outs"
+    assert any("metrics" in s for s in stages.values()) and any("plots" in s for s in stages.values())
+
+
+def test_readme_tables_come_from_results():
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- results:demo -->" in readme
+    assert refreshed(readme, ROOT / "results/tables", ROOT / "benchmarks/results") == readme, "README tables are stale: run `pseudosup readme`"
+
+
+def test_result_tables_come_from_the_run_files():
+    import yaml as _y
+    params = _y.safe_load((ROOT / "params.yaml").read_text())
+    for table in (ROOT / "results/tables").glob("*.md"):
+        name = table.stem
+        runs = [json.loads(p.read_text()) for p in sorted((ROOT / "results/runs" / name).rglob("*.json"))]
+        metrics = json.loads((ROOT / "results/metrics" / f"{name}.json").read_text())
+        order = {(f, m, b): i for i, (f, m, b) in enumerate(
+            (f, m, b) for f in params["experiments"][name]["features"]
+            for m in params["experiments"][name]["methods"] for b in params["experiments"][name]["bits"])}
+        runs.sort(key=lambda r: order.get((r["feature"], r["method"], r.get("bits")), 1e9))
+        assert markdown_table(name, params["experiments"][name], runs, metrics) == table.read_text()
+
+
+def test_dag_picture_is_committed():
+    assert (ROOT / "docs/rulegraph.png").exists()

@@ -1,0 +1,29 @@
+# Phase 4: train. One model per (experiment, feature, method, code length).
+
+
+rule train_hasher:
+    output:
+        PATTERNS["model"],
+    input:
+        features=lambda w: PLAN.features(w.experiment, w.feature),
+        features_meta=lambda w: PLAN.features_meta(w.experiment, w.feature),
+        split=lambda w: PLAN.split(w.experiment),
+        code=code("train"),
+    params:
+        p=params_of("seed", "methods.{method}"),
+        file=PARAMS_FILE,
+    threads: 1
+    log:
+        "logs/train/{experiment}/{feature}/{method}-{bits}.log",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "pseudosup train --params {params.file} --keys {params.p} --threads {threads} "
+        "--method {wildcards.method} --bits {wildcards.bits} --features {input.features} "
+        "--split {input.split} --out {output} --log {log}"
+
+
+rule train:
+    input:
+        PLAN.model_files(),
