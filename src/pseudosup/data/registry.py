@@ -33,6 +33,20 @@ class RemoteFile:
     content_sha256: str | None = None
 
 
+class ArrayImages:
+    """An image source over an in-memory uint8 array (n, H, W[, 3])."""
+
+    def __init__(self, images: np.ndarray, ids: list[str] | None = None):
+        self.array = images
+        self.ids = ids if ids is not None else [str(i) for i in range(len(images))]
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.array[i]
+
+
 @dataclass
 class Dataset:
     name: str
@@ -53,8 +67,16 @@ class Dataset:
         raise NotImplementedError
 
     def images(self, raw: Path) -> np.ndarray:
-        """All images as uint8 (n, H, W) or (n, H, W, 3), in item order."""
+        """All images as uint8 (n, H, W) or (n, H, W, 3), in item order (small,
+        fixed-size datasets only)."""
         raise NotImplementedError
+
+    def image_source(self, raw: Path):
+        """The images in item order as a sequence: len(src), src[i] -> uint8 array
+        (H, W) grey or (H, W, 3) RGB of any size, src.ids -> item ids. Datasets of
+        files (Oxford, Holidays, image folders) read lazily; this default wraps
+        images()."""
+        return ArrayImages(self.images(raw))
 
 
 _REGISTRY: dict[str, Callable[[], Dataset]] = {}
