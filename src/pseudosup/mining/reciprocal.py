@@ -28,3 +28,21 @@ def pair_stats(pairs: np.ndarray, n: int, labels: np.ndarray | None = None) -> d
     if labels is not None and len(pairs):
         stats["pair_precision"] = float(np.mean(labels[pairs[:, 0]] == labels[pairs[:, 1]]))
     return stats
+
+
+def reversible_adjacency(neighbours: np.ndarray, weights: np.ndarray | None = None) -> sp.csr_matrix:
+    """Symmetric (n, n) adjacency of the reversible pairs of a neighbour array.
+
+    Entry (i, j) is 1, or `weights[i, col]` (e.g. a similarity) averaged over the two
+    directions when weights (same shape as `neighbours`) are given."""
+    n, k = neighbours.shape
+    pairs = reciprocal_pairs(neighbours)
+    if weights is None:
+        w = np.ones(len(pairs), dtype=np.float32)
+    else:
+        W = sp.csr_matrix((np.asarray(weights, np.float32).ravel()[neighbours.ravel() >= 0],
+                           (np.repeat(np.arange(n), k)[neighbours.ravel() >= 0], neighbours.ravel()[neighbours.ravel() >= 0])),
+                          shape=(n, n))
+        w = (np.asarray(W[pairs[:, 0], pairs[:, 1]]).ravel() + np.asarray(W[pairs[:, 1], pairs[:, 0]]).ravel()) / 2
+    A = sp.csr_matrix((w, (pairs[:, 0], pairs[:, 1])), shape=(n, n), dtype=np.float32)
+    return (A + A.T).tocsr()
