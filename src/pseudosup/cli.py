@@ -16,6 +16,7 @@ from .io import PseudosupError
 STAGES = {
     "download": "download",
     "make-split": "make_split",
+    "datasets": "datasets",
     "pretrain": "pretrain",
     "features": "features",
     "mine": "mine",

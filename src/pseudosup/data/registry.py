@@ -1,12 +1,47 @@
 """One interface for every dataset (after faiss's contrib/datasets.py).
 
-A dataset is a fixed, ordered list of items (images or vectors) with labels or a
-ground truth. Splits (data/splits/*.json) index into that order. Each dataset says
-which files make up its raw copy (with URLs and checksums) and how to read them.
+A dataset is a fixed, ordered list of *items* (images or vectors). Everything else
+refers to items by their position in that order ("item index"): labels, ground
+truth, features (row i = item i) and splits (data/splits/*.json list item indices).
+
+`registry.get(name) -> Dataset`; every method takes `raw`, the directory the download
+stage made (`data/raw/<dataset>/`, a DVC output):
+
+- `num_items(raw) -> int`
+- `labels(raw)`: class labels, int64 (n,) for single-label sets (relevance "class");
+  a multi-hot uint8 (n, L) for multi-label sets (NUS-WIDE, relevance "multilabel");
+  the group id, int64 (n,), for Holidays and UKBench. Datasets without labels
+  (TEXMEX vectors, Oxford/Paris) raise PseudosupError saying what to use instead.
+- `image_source(raw)`: len(src), src[i] -> uint8 (H, W) grey or (H, W, 3) RGB of any
+  size, src.ids -> item ids (file names). Image files are read lazily, straight from
+  the archives in `raw` (no extraction of thousands of small files).
+- `images(raw)`: all images as one uint8 array (n, H, W[, 3]); only for fixed-size sets
+  (Fashion-MNIST, CIFAR-10); others raise and point to image_source.
+- `vectors(raw)` (vector datasets): an (n, d) float32 array-like in item order, memory
+  mapped: `v[a:b]`, `v[index_array]` and `v.batches(size)` read only those rows;
+  `np.asarray(v)` loads everything once (one copy).
+- `groundtruth(raw)`: the protocol's ground truth.
+  * TEXMEX (relevance "groundtruth"): int64 (nq, K), row j = the official exact
+    L2 neighbours of query j, as item indices of base vectors. Base vectors are items
+    0..nb-1 and the splits' database is exactly that range, so these are also
+    positions in the database.
+  * Oxford5k / Paris6k / Holidays / UKBench (relevance "instance"): an
+    `InstanceGroundTruth` (query items, per-query `ok` and `junk` item lists, query
+    boxes for Oxford/Paris, and whether the query counts as a result).
+- `parts(raw) -> {name: (start, stop)}`: named item ranges (e.g. TEXMEX base / query /
+  learn, Oxford database / queries).
+- `available(paths) -> (bool, reason)`: whether the dataset can be obtained here
+  (local-only datasets need `paths.shared_data`); never raises.
+
+Files: each dataset lists its raw files (`RemoteFile`: URLs and mirrors, size,
+checksum or the documented reason none is known, how the file lands in `raw`).
+The download stage fetches and verifies them (see download.py). See
+docs/datasets.md for the table of datasets, sources and protocols.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,14 +50,37 @@ import numpy as np
 
 from ..io import PseudosupError
 
+SHARED_ENV = "PSEUDOSUP_SHARED_DATA"
+RELEVANCE = ("class", "multilabel", "groundtruth", "instance")
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file inside an archive that is extracted into the raw directory as `name`."""
+
+    path: str                   # path inside the archive
+    name: str                   # file name in the raw directory
+    size: int | None = None     # bytes, when known (checked)
+    check: str | None = None    # format check of the extracted file: fvecs | ivecs | bvecs
+
 
 @dataclass(frozen=True)
 class RemoteFile:
     """One file of a dataset's raw copy.
 
-    `md5`/`sha256` check the file as downloaded from `urls`. `content_sha256` checks
-    the decompressed payload of a gzip file: it holds for every source, including
-    re-compressed copies (Debian's dataset packages re-gzip the originals).
+    `md5`/`sha256`/`sha512` check the file as downloaded from `urls` (the first URL is
+    the official source, the others mirrors). `content_sha256` checks the decompressed
+    payload of a gzip file: it holds for every source, including re-compressed copies
+    (Debian's dataset packages re-gzip the originals). When no digest is known
+    (`checksum_note` says why), the file is verified by `size` (when known) and
+    `check`, a full format check ("tar.gz", "tar", "zip", "pickle", "gzip", "text").
+
+    `unpack` says how the verified file lands in the raw directory:
+    - "copy": as is;
+    - "extract": only `members` are extracted (each to its `name`); the archive
+      itself stays in the download cache;
+    - "tar": as an uncompressed tar (a .tar.gz / .tgz is decompressed once) plus a
+      member index `<name>.index.json`, so images are read straight from it.
     """
 
     name: str
@@ -30,7 +88,55 @@ class RemoteFile:
     size: int | None = None
     md5: str | None = None
     sha256: str | None = None
+    sha512: str | None = None
     content_sha256: str | None = None
+    checksum_note: str = ""
+    check: str | None = None
+    unpack: str = "copy"
+    members: tuple[Member, ...] = ()
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return {k: v for k, v in (("md5", self.md5), ("sha256", self.sha256), ("sha512", self.sha512)) if v}
+
+    @property
+    def raw_names(self) -> list[str]:
+        """The files this one becomes in the raw directory."""
+        if self.unpack == "extract":
+            return [m.name for m in self.members]
+        if self.unpack == "tar":
+            return [tar_name(self.name), tar_name(self.name) + ".index.json"]
+        return [self.name]
+
+
+def tar_name(name: str) -> str:
+    """Name of the uncompressed tar made from an archive (x.tar.gz / x.tgz -> x.tar)."""
+    for suffix in (".tar.gz", ".tgz"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] + ".tar"
+    return name
+
+
+@dataclass
+class InstanceGroundTruth:
+    """Instance-retrieval ground truth, in item indices.
+
+    `queries[j]` is the item used as query j; `ok[j]` the relevant items (Oxford/Paris:
+    good + ok), `junk[j]` items removed from the ranking before scoring (Oxford/Paris;
+    empty elsewhere); `boxes` (nq, 4) x1, y1, x2, y2 of the query region in the
+    original query image (Oxford/Paris; None elsewhere). `query_is_result`: UKBench
+    counts the query itself among its 4 relevant images (N-S score); Holidays excludes
+    the query from the ranking.
+    """
+
+    queries: np.ndarray
+    ok: list[np.ndarray]
+    junk: list[np.ndarray]
+    boxes: np.ndarray | None = None
+    query_is_result: bool = False
+
+    def __len__(self) -> int:
+        return len(self.queries)
 
 
 class ArrayImages:
@@ -47,6 +153,14 @@ class ArrayImages:
         return self.array[i]
 
 
+def shared_data_dir(paths: dict | None = None) -> Path:
+    """The real development data: $PSEUDOSUP_SHARED_DATA, else params `paths.shared_data`
+    (relative to the project root, i.e. the working directory of every stage)."""
+    if os.environ.get(SHARED_ENV):
+        return Path(os.environ[SHARED_ENV])
+    return Path((paths or {}).get("shared_data") or "../shared/data")
+
+
 @dataclass
 class Dataset:
     name: str
@@ -57,19 +171,26 @@ class Dataset:
     files: tuple[RemoteFile, ...] = ()
     classes: tuple[str, ...] = ()
     local_dirs: tuple[str, ...] = field(default_factory=tuple)
+    relevance: str = "class"
+    shared: str | None = None   # local-only: sub-directory of paths.shared_data holding the files
+    notes: str = ""             # what the user must do when it cannot be downloaded; caveats
+    options: dict = field(default_factory=dict)  # params `datasets.<name>` (download stage only)
 
     # --- to be provided by each dataset -------------------------------------------
     def num_items(self, raw: Path) -> int:
         raise NotImplementedError
 
     def labels(self, raw: Path) -> np.ndarray:
-        """Class label per item (int64), in item order."""
-        raise NotImplementedError
+        """Class label per item (int64), in item order; see the module docstring."""
+        raise PseudosupError(f"dataset '{self.name}' has no class labels (relevance '{self.relevance}'); "
+                             "use groundtruth(raw)")
 
     def images(self, raw: Path) -> np.ndarray:
         """All images as uint8 (n, H, W) or (n, H, W, 3), in item order (small,
         fixed-size datasets only)."""
-        raise NotImplementedError
+        if self.kind != "images":
+            raise PseudosupError(f"dataset '{self.name}' holds vectors, not images; use vectors(raw)")
+        raise PseudosupError(f"dataset '{self.name}': images have different sizes; use image_source(raw)")
 
     def image_source(self, raw: Path):
         """The images in item order as a sequence: len(src), src[i] -> uint8 array
@@ -78,8 +199,43 @@ class Dataset:
         images()."""
         return ArrayImages(self.images(raw))
 
+    def vectors(self, raw: Path):
+        raise PseudosupError(f"dataset '{self.name}' holds images, not vectors; use image_source(raw)")
+
+    def groundtruth(self, raw: Path):
+        raise PseudosupError(f"dataset '{self.name}' has no ground-truth file: relevance is "
+                             f"'{self.relevance}' (use labels(raw))")
+
+    def parts(self, raw: Path) -> dict[str, tuple[int, int]]:
+        return {"all": (0, self.num_items(raw))}
+
+    def materialise_local(self, tmp: Path) -> dict:
+        """Datasets made from material the user provides (image folders, the NUS-WIDE
+        images) write it into the raw directory `tmp` here; returns manifest entries."""
+        return {}
+
+    def available(self, paths: dict | None = None) -> tuple[bool, str]:
+        """(True, where it comes from) or (False, why not and what to do). Never raises."""
+        if self.shared is not None:
+            root = shared_data_dir(paths) / self.shared
+            if not root.is_dir():
+                return False, (f"dataset '{self.name}' is read from the real data directory {root}, which is absent "
+                               f"(params paths.shared_data or ${SHARED_ENV}); it is never downloaded or faked")
+            missing = [f.name for f in self.files if not (root / f.name).is_file()]
+            if missing:
+                return False, f"dataset '{self.name}': {root} lacks {', '.join(missing)}"
+            return True, f"local files in {root}"
+        mirror = os.environ.get("PSEUDOSUP_MIRROR") or (paths or {}).get("mirror")
+        yours = [f.name for f in self.files if not f.urls
+                 and not (mirror and any((Path(mirror) / d / f.name).is_file() for d in ("", self.name)))]
+        if yours:
+            return False, f"dataset '{self.name}' needs {', '.join(yours)} from you (no download source): {self.notes}"
+        hosts = sorted({u.split("/")[2] for f in self.files for u in f.urls[:1] if "://" in u})
+        return True, "downloadable from " + ", ".join(hosts) if hosts else "no files needed"
+
 
 _REGISTRY: dict[str, Callable[[], Dataset]] = {}
+FOLDER_PREFIX = "folder-"
 
 
 def register(name: str):
@@ -90,10 +246,16 @@ def register(name: str):
 
 
 def get(name: str) -> Dataset:
+    """The dataset called `name`. Names starting with `folder-` are the user's own
+    image folders (params `datasets.<name>`; see imagefolder.py)."""
     _load_builtin()
-    if name not in _REGISTRY:
-        raise PseudosupError(f"unknown dataset '{name}'; registered: {sorted(_REGISTRY)}")
-    return _REGISTRY[name]()
+    if name in _REGISTRY:
+        return _REGISTRY[name]()
+    if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
+        from .imagefolder import user_folder
+        return user_folder(name)
+    raise PseudosupError(f"unknown dataset '{name}'; registered: {sorted(_REGISTRY)} "
+                         f"(or '{FOLDER_PREFIX}<name>' for an image folder of your own)")
 
 
 def names() -> list[str]:
@@ -103,4 +265,4 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     # Import for the side effect of registering; kept here so `get` always sees them.
-    from . import fashion_mnist  # noqa: F401
+    from . import cifar, fashion_mnist, holidays, nuswide, oxford, texmex, ukbench  # noqa: F401

@@ -1,10 +1,22 @@
 """Committed split files: named, seeded index sets into a dataset's item order.
 
 A split file (data/splits/<name>.json) lists its parts (queries, database, train,
-and e.g. pretrain) as index ranges or explicit index lists, plus how relevance is
-defined. `data/splits/SHA256SUMS` records each file's sha256 (the `sha256sum -c`
-format); loading a split verifies it, so results always say exactly which split
-they used. Files are made by `pseudosup make-split` from a protocol defined here.
+and e.g. pretrain) as index ranges or explicit index lists into the dataset's item
+order, plus how relevance is defined:
+
+- "class": same label (labels(raw), int64);
+- "multilabel": at least one shared concept (labels(raw), multi-hot); `extra` names
+  the label columns of the protocol and the mAP cut-off (`map_at`);
+- "groundtruth": the dataset's groundtruth(raw) (TEXMEX: top-`top_k` exact L2
+  neighbours of each query, indices into the database);
+- "instance": the dataset's groundtruth(raw), an InstanceGroundTruth (Oxford/Paris
+  ok/junk and boxes, Holidays and UKBench groups); `extra.protocol` says how to score.
+
+`extra` (absent when empty) carries such protocol details. `data/splits/SHA256SUMS`
+records each file's sha256 (the `sha256sum -c` format); loading a split verifies
+it, so results always say exactly which split they used. Files are made by
+`pseudosup make-split` from a protocol defined here; protocols that need the data
+(labels, file lists) are drawn on the first machine that has it, and committed.
 """
 
 from __future__ import annotations
@@ -27,9 +39,10 @@ class Split:
     name: str
     dataset: str
     description: str
-    relevance: str  # "class" (same label) | later: "multilabel", "groundtruth"
+    relevance: str  # "class" | "multilabel" | "groundtruth" | "instance" (see above)
     seed: int
     parts: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
 
     def part(self, name: str) -> np.ndarray:
         if name not in self.parts:
@@ -41,6 +54,8 @@ class Split:
         doc = {"name": self.name, "dataset": self.dataset, "description": self.description,
                "relevance": self.relevance, "seed": self.seed,
                "counts": {k: int(len(v)) for k, v in self.parts.items()}, "parts": parts}
+        if self.extra:  # absent when empty: older split files stay byte-identical
+            doc["extra"] = self.extra
         return json.dumps(doc, separators=(",", ":"), indent=None) + "\n"
 
 
@@ -98,7 +113,8 @@ def load_split(path: str | Path, verify: bool = True) -> Split:
     try:
         doc = json.loads(path.read_text())
         parts = {k: _decode(v, f"{path}: part '{k}'") for k, v in doc["parts"].items()}
-        return Split(doc["name"], doc["dataset"], doc["description"], doc["relevance"], doc["seed"], parts)
+        return Split(doc["name"], doc["dataset"], doc["description"], doc["relevance"], doc["seed"], parts,
+                     doc.get("extra", {}))
     except (KeyError, ValueError, TypeError) as e:
         raise PseudosupError(f"{path}: malformed split file ({e})") from None
 
@@ -116,14 +132,20 @@ def save_split(split: Split, directory: Path) -> Path:
 
 # --- protocols: how each named split is drawn ------------------------------------------
 
-PROTOCOLS: dict[str, Callable[[np.ndarray, int], Split]] = {}
+PROTOCOLS: dict[str, Callable[[object, int], Split]] = {}
 PROTOCOL_INFO: dict[str, dict] = {}
+NEEDS = ("labels", "raw", "layout")
 
 
-def protocol(name: str, dataset: str, summary: str):
+def protocol(name: str, dataset: str, summary: str, needs: str = "labels"):
+    """Register how split `name` is drawn. The function gets, by `needs`: "labels" ->
+    labels(raw); "raw" -> (dataset, raw directory); "layout" -> the dataset only (the
+    split follows from the dataset's documented file layout, e.g. TEXMEX counts)."""
+    assert needs in NEEDS
+
     def deco(fn):
         PROTOCOLS[name] = fn
-        PROTOCOL_INFO[name] = {"dataset": dataset, "summary": summary}
+        PROTOCOL_INFO[name] = {"dataset": dataset, "summary": summary, "needs": needs}
         return fn
     return deco
 
@@ -168,6 +190,227 @@ def _fmnist_tiny(labels: np.ndarray, seed: int) -> Split:
 
 
 def make_split(name: str, labels: np.ndarray, seed: int) -> Split:
+    """Draw a label-based protocol from its labels (see draw_split for the others)."""
     if name not in PROTOCOLS:
         raise PseudosupError(f"unknown protocol '{name}'; defined: {sorted(PROTOCOLS)}")
+    if PROTOCOL_INFO[name]["needs"] != "labels":
+        raise PseudosupError(f"protocol '{name}' is not drawn from labels; use draw_split")
     return PROTOCOLS[name](labels, seed)
+
+
+def draw_split(name: str, raw: str | Path | None, seed: int) -> Split:
+    """Draw protocol `name` from the dataset's raw directory (not needed for layout
+    protocols), and check every index against the dataset."""
+    from . import registry
+
+    if name not in PROTOCOLS:
+        raise PseudosupError(f"unknown protocol '{name}'; defined: {sorted(PROTOCOLS)}")
+    info = PROTOCOL_INFO[name]
+    ds = registry.get(info["dataset"])
+    if info["needs"] == "layout":
+        return PROTOCOLS[name](ds, seed)
+    if raw is None or not Path(raw).is_dir():
+        raise PseudosupError(f"protocol '{name}' is drawn from the data of '{ds.name}': pass its raw directory "
+                             f"(e.g. --raw data/raw/{ds.name}, made by `pseudosup download`); got {raw}")
+    source = ds.labels(raw) if info["needs"] == "labels" else (ds, Path(raw))
+    split = PROTOCOLS[name](source, seed)
+    check_split(split, ds.num_items(raw))
+    return split
+
+
+def check_split(split: Split, num_items: int) -> None:
+    """Every index within the dataset, no duplicates, queries disjoint from the
+    database unless the protocol ranks every item against all (instance sets)."""
+    for part, idx in split.parts.items():
+        if len(idx) and (idx.min() < 0 or idx.max() >= num_items):
+            raise PseudosupError(f"split '{split.name}': part '{part}' indexes outside the {num_items} items")
+        if len(np.unique(idx)) != len(idx):
+            raise PseudosupError(f"split '{split.name}': part '{part}' lists an item twice")
+    if not split.extra.get("queries_in_database") and "queries" in split.parts and "database" in split.parts:
+        if np.intersect1d(split.parts["queries"], split.parts["database"]).size:
+            raise PseudosupError(f"split '{split.name}': queries and database overlap")
+
+
+def per_label_sample(multihot: np.ndarray, pool: np.ndarray, per_label: int, rng: np.random.Generator) -> np.ndarray:
+    """For each label column in turn, `per_label` items of `pool` carrying it that were
+    not drawn yet (multi-label sets: an item counts for one label only), sorted."""
+    taken = np.zeros(len(multihot), dtype=bool)
+    chosen = []
+    for c in range(multihot.shape[1]):
+        cand = pool[(multihot[pool, c] > 0) & ~taken[pool]]
+        if len(cand) < per_label:
+            raise PseudosupError(f"label column {c} has {len(cand)} items left, fewer than {per_label}")
+        pick = rng.choice(cand, per_label, replace=False)
+        taken[pick] = True
+        chosen.append(pick)
+    return np.sort(np.concatenate(chosen))
+
+
+def _ranges(**parts) -> dict[str, np.ndarray]:
+    return {k: np.arange(a, b, dtype=np.int64) for k, (a, b) in parts.items()}
+
+
+def _info(name: str) -> tuple[str, str]:
+    return PROTOCOL_INFO[name]["dataset"], PROTOCOL_INFO[name]["summary"]
+
+
+# --- CIFAR-10 --------------------------------------------------------------------------
+
+@protocol("cifar10-test-q1k", "cifar10-test-jpg",
+          "the 10,000 CIFAR-10 test images (JPEG copies): 1,000 queries (100 per class), the other 9,000 "
+          "are the database; training set = 5,000 database images (500 per class), the count of the "
+          "standard CIFAR-10 hashing protocol; relevance = same class")
+def _cifar10_test_q1k(labels: np.ndarray, seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    everything = np.arange(len(labels))
+    queries = per_class_sample(labels, everything, 100, rng)
+    database = np.setdiff1d(everything, queries)
+    train = per_class_sample(labels, database, 500, rng)
+    return Split("cifar10-test-q1k", *_info("cifar10-test-q1k"), "class", seed,
+                 {"queries": queries, "database": database, "train": train})
+
+
+@protocol("cifar10-q1k", "cifar-10",
+          "CIFAR-10 (all 60,000): 1,000 test images as queries (100 per class), the other 59,000 images "
+          "are the database; training set = 5,000 database images (500 per class); relevance = same class")
+def _cifar10_q1k(labels: np.ndarray, seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    queries = per_class_sample(labels, np.arange(50_000, 60_000), 100, rng)
+    database = np.setdiff1d(np.arange(60_000), queries)
+    train = per_class_sample(labels, database, 500, rng)
+    return Split("cifar10-q1k", *_info("cifar10-q1k"), "class", seed,
+                 {"queries": queries, "database": database, "train": train})
+
+
+# --- NUS-WIDE ---------------------------------------------------------------------------
+
+NUSWIDE21 = ("the 21 most frequent of the 81 concepts; items with at least one of them (195,834 with the "
+             "full image set): 2,100 queries (100 per concept), all other such items are the database, "
+             "training set = 10,500 database items (500 per concept); relevance = at least one shared "
+             "concept among the 21; mAP over the top 5,000")
+
+
+def nuswide_protocol(name: str, source, seed: int, top: int = 21, per_query: int = 100,
+                     per_train: int = 500, map_at: int = 5000) -> Split:
+    ds, raw = source
+    labels = ds.labels(raw)
+    counts = labels.sum(axis=0)
+    columns = np.sort(np.argsort(-counts, kind="stable")[:top])
+    pool = np.flatnonzero(labels[:, columns].any(axis=1))
+    left_out = np.intersect1d(pool, ds.missing(raw))
+    pool = np.setdiff1d(pool, left_out)
+    rng = np.random.default_rng(seed)
+    queries = per_label_sample(labels[:, columns], pool, per_query, rng)
+    database = np.setdiff1d(pool, queries)
+    train = per_label_sample(labels[:, columns], database, per_train, rng)
+    concepts = ds.concepts(raw)
+    extra = {"label_columns": columns.tolist(), "concepts": [concepts[c] for c in columns],
+             "map_at": map_at, "items_left_out_missing_images": int(len(left_out))}
+    return Split(name, *_info(name), "multilabel", seed,
+                 {"queries": queries, "database": database, "train": train}, extra)
+
+
+@protocol("nuswide21-q2100", "nus-wide", NUSWIDE21, needs="raw")
+def _nuswide21(source, seed: int) -> Split:
+    return nuswide_protocol("nuswide21-q2100", source, seed)
+
+
+@protocol("nuswide21-q2100-lowlevel", "nus-wide-lowlevel", NUSWIDE21 + " (official low-level features)",
+          needs="raw")
+def _nuswide21_lowlevel(source, seed: int) -> Split:
+    return nuswide_protocol("nuswide21-q2100-lowlevel", source, seed)
+
+
+# --- TEXMEX vectors: the official files --------------------------------------------------
+
+def texmex_split(name: str, ds, train: tuple[int, int] | None, seed: int) -> Split:
+    nb, nq = ds.counts["base"], ds.counts["query"]
+    train = train or (nb + nq, nb + nq + ds.counts["learn"])
+    return Split(name, *_info(name), "groundtruth", seed,
+                 _ranges(queries=(nb, nb + nq), database=(0, nb), train=train),
+                 {"top_k": ds.top_k, "groundtruth": ds.role_files["groundtruth"],
+                  "groundtruth_indexes": "database positions (= base vector numbers)"})
+
+
+@protocol("sift1m-k100", "sift-1m",
+          "SIFT-1M official files: the 10,000 query vectors; the 1,000,000 base vectors are the database; "
+          "training set = the 100,000 learn vectors; relevance = the official exact L2 top-100 of each query",
+          needs="layout")
+def _sift1m(ds, seed: int) -> Split:
+    return texmex_split("sift1m-k100", ds, None, seed)
+
+
+@protocol("sift1m-ldph-k100", "sift-1m",
+          "SIFT-1M as in the LDPH authors' code: the 10,000 queries, the 1,000,000 base vectors as "
+          "database, training set = the first 20,000 base vectors; relevance = official top-100",
+          needs="layout")
+def _sift1m_ldph(ds, seed: int) -> Split:
+    return texmex_split("sift1m-ldph-k100", ds, (0, 20_000), seed)
+
+
+@protocol("gist1m-k100", "gist-1m",
+          "GIST-1M official files: the 1,000 query vectors; the 1,000,000 base vectors are the database; "
+          "training set = the 500,000 learn vectors; relevance = the official exact L2 top-100",
+          needs="layout")
+def _gist1m(ds, seed: int) -> Split:
+    return texmex_split("gist1m-k100", ds, None, seed)
+
+
+@protocol("sift-real-small-k100", "sift-real-small",
+          "sift-real-small (DERIVED SIFT of 30 real photos, not SIFT-1M): its 1,000 query vectors; all "
+          "47,646 base vectors are the database; training set = the first 20,000 base vectors (the LDPH "
+          "authors' SIFT setting); relevance = its exact L2 top-100 ground truth file",
+          needs="layout")
+def _sift_real_small(ds, seed: int) -> Split:
+    return texmex_split("sift-real-small-k100", ds, (0, 20_000), seed)
+
+
+# --- instance retrieval --------------------------------------------------------------------
+
+def buildings_split(name: str, source, seed: int) -> Split:
+    ds, raw = source
+    parts = ds.parts(raw)
+    return Split(name, *_info(name), "instance", seed,
+                 _ranges(queries=parts["queries"], database=parts["database"], train=parts["database"]),
+                 {"protocol": "oxford", "queries_cropped": True, "positives": "good+ok", "junk": "removed",
+                  "ap": "trapezoid (revisitop compute_map)", "groundtruth": ds.gnd_file})
+
+
+@protocol("oxford5k-55q", "oxford5k",
+          "Oxford5k: the 55 queries (cropped to their boxes) against the 5,063 database images; "
+          "relevant = good + ok, junk removed from the ranking; training set = the database (unsupervised "
+          "methods); drawn from gnd_oxford5k.pkl", needs="raw")
+def _oxford5k(source, seed: int) -> Split:
+    return buildings_split("oxford5k-55q", source, seed)
+
+
+@protocol("paris6k-55q", "paris6k",
+          "Paris6k: the 55 queries (cropped to their boxes) against the 6,392 database images; "
+          "relevant = good + ok, junk removed; training set = the database; drawn from gnd_paris6k.pkl",
+          needs="raw")
+def _paris6k(source, seed: int) -> Split:
+    return buildings_split("paris6k-55q", source, seed)
+
+
+@protocol("holidays-500q", "holidays",
+          "INRIA Holidays: the first image of each of the 500 groups queries all 1,491 images (itself "
+          "excluded from its ranking); relevant = same group; training set = all images", needs="raw")
+def _holidays(source, seed: int) -> Split:
+    ds, raw = source
+    n = ds.num_items(raw)
+    queries = ds.groundtruth(raw).queries
+    return Split("holidays-500q", *_info("holidays-500q"), "instance", seed,
+                 {"queries": queries, **_ranges(database=(0, n), train=(0, n))},
+                 {"protocol": "holidays", "queries_in_database": True, "query_in_ranking": False,
+                  "ap": "trapezoid (INRIA holidays_map)"})
+
+
+@protocol("ukbench-all", "ukbench",
+          "UKBench: each of the 10,200 images queries all 10,200 (itself included); relevant = the 4 images "
+          "of its object; score = N-S (relevant images in the top 4, 4 = perfect)", needs="layout")
+def _ukbench(ds, seed: int) -> Split:
+    n = ds.expected_images
+    return Split("ukbench-all", *_info("ukbench-all"), "instance", seed,
+                 _ranges(queries=(0, n), database=(0, n), train=(0, n)),
+                 {"protocol": "ukbench", "queries_in_database": True, "query_in_ranking": True,
+                  "score": "N-S: relevant in the top 4"})
