@@ -1,0 +1,214 @@
+"""Collaborative Index Embedding (CIE; Zhou, Li, Sun, Tian, TPAMI 2017).
+
+Two indexes describe the same images: a SIFT bag-of-words inverted index G (sparse,
+TF-IDF, rows L2-normalised) and a CNN index X (dense, rows L2-normalised). CIE makes
+their neighbourhood structures agree, alternating T times:
+
+1. SIFT -> CNN: with R_s the reversible (k-reciprocal) pairs of G,
+   x_i <- normalise(x_i + alpha * sum_{j in R_s(i)} w_ij x_j);
+2. CNN -> SIFT: with R_c the reversible pairs of the updated X, every word of a
+   neighbour that image i lacks enters i's vector (METHODS.md, slide rule):
+   g_i[w] <- g_i[w] + beta * sum_{l in R_c(i)} w_il g_l[w]   only where g_i[w] == 0,
+   non-zero entries stay; then normalise.
+
+w = 1 (``weighting: binary``) or the pair's cosine similarity in the space that found
+it (``similarity``, the default). The next iteration's SIFT graph is computed on the
+embedded G, so each space keeps learning from the other. Online search then uses the
+embedded CNN index only (4 d bytes per image instead of d floats *plus* an inverted
+index).
+
+Graphs: exact sparse kNN (`mining.knn.sparse_knn`) and the dense kNN of
+`mining.knn.build_knn` (exact below a size threshold, approximate above) on every
+iteration (``candidates: 0``); or, for large collections, the first iteration's lists
+of `candidates` neighbours in *both* spaces become each item's candidate set and the
+later graphs re-rank it exactly (``candidates > 0``; its agreement with the
+exhaustive graphs is measured in benchmarks/bench_cie.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..io import PseudosupError
+from ..log import log
+from ..mining.knn import KnnSettings, build_knn, check_sparse_rows, rerank_knn, sparse_knn
+from ..mining.reciprocal import reversible_adjacency
+
+WEIGHTINGS = ("similarity", "binary")
+
+
+@dataclass
+class CIESettings:
+    k: int = 10
+    iterations: int = 3
+    alpha: float = 0.5         # dense (CNN) update strength
+    beta: float = 0.5          # sparse (SIFT) update strength
+    weighting: str = "similarity"
+    candidates: int = 0        # 0: exhaustive graphs every iteration; > 0: re-rank candidate lists
+    sparse_batch: int = 256
+    knn: KnnSettings = field(default_factory=KnnSettings)
+
+    def __post_init__(self):
+        if self.k < 1:
+            raise PseudosupError(f"cie.k: {self.k} must be at least 1")
+        if self.iterations < 0:
+            raise PseudosupError(f"cie.iterations: {self.iterations} must be >= 0")
+        if self.alpha < 0 or self.beta < 0:
+            raise PseudosupError(f"cie.alpha / cie.beta must be >= 0 (got {self.alpha}, {self.beta})")
+        if self.weighting not in WEIGHTINGS:
+            raise PseudosupError(f"cie.weighting: '{self.weighting}' is not one of {list(WEIGHTINGS)}")
+        if 0 < self.candidates < self.k:
+            raise PseudosupError(f"cie.candidates: {self.candidates} must be 0 or >= cie.k ({self.k})")
+
+
+@dataclass
+class CIEResult:
+    X: np.ndarray              # embedded CNN index (n, d), rows L2-normalised
+    G: sp.csr_matrix           # embedded BoW (kept for diagnostics; not needed online)
+    history: list[dict]
+
+
+def normalise_dense(X: np.ndarray) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+def normalise_rows(G: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(G.multiply(G).sum(axis=1)).ravel())
+    return sp.csr_matrix(sp.diags(np.where(norms > 0, 1 / np.maximum(norms, 1e-30), 0)) @ G, dtype=np.float32)
+
+
+def check_inputs(G, X) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Clear errors before any work: aligned rows, finite values, L2-normalised BoW."""
+    if not sp.issparse(G):
+        raise PseudosupError("CIE: the SIFT side must be a sparse bag-of-words matrix")
+    X = np.asarray(X)
+    if X.ndim != 2 or G.shape[0] != X.shape[0]:
+        raise PseudosupError(f"CIE: the SIFT bag of words has {G.shape[0]} rows and the CNN features "
+                             f"{X.shape[0] if X.ndim == 2 else X.shape}; both need one row per image, same order")
+    if not np.isfinite(X).all():
+        raise PseudosupError("CIE: the CNN features contain NaN or inf")
+    return check_sparse_rows(G), normalise_dense(X)
+
+
+def _weights(D: np.ndarray, weighting: str) -> np.ndarray | None:
+    """Pair weights from graph distances (2 - 2 cos): the cosine, clipped at 0."""
+    return None if weighting == "binary" else np.clip(1 - np.where(np.isfinite(D), D, 2) / 2, 0, None)
+
+
+def dense_update(X: np.ndarray, A: sp.csr_matrix, alpha: float) -> np.ndarray:
+    """x_i <- normalise(x_i + alpha sum_j A_ij x_j)."""
+    return normalise_dense(X + alpha * (A @ X))
+
+
+def sparse_update(G: sp.csr_matrix, A: sp.csr_matrix, beta: float) -> sp.csr_matrix:
+    """g_i[w] += beta sum_l A_il g_l[w] where g_i[w] == 0 (non-zero entries stay), then normalise."""
+    M = sp.csr_matrix(A @ G)
+    support = G.copy()
+    support.data = np.ones_like(support.data)
+    new = M - M.multiply(support)  # keep only the words image i does not have
+    new.eliminate_zeros()
+    return normalise_rows(G + beta * new)
+
+
+def _dense_pair_sim(X: np.ndarray):
+    def sim(i, j):
+        out = np.empty(len(i), np.float32)
+        for s in range(0, len(i), 65536):
+            out[s:s + 65536] = np.einsum("nd,nd->n", X[i[s:s + 65536]], X[j[s:s + 65536]])
+        return out
+    return sim
+
+
+def sparse_pair_sim(G: sp.csr_matrix):
+    """Cosine of (i, j) item pairs of a row-normalised CSR matrix: rows i densified a
+    block at a time, rows j's non-zeros gathered against them (no sparse row copies)."""
+    V = G.shape[1]
+
+    def sim(i, j):
+        i, j = np.asarray(i), np.asarray(j)
+        out = np.zeros(len(i), np.float32)
+        order = np.argsort(i, kind="stable")
+        block = max(1, (1 << 24) // max(V, 1))  # dense rows per block: <= 64 MB
+        uniq, starts = np.unique(i[order], return_index=True)
+        bounds = np.append(starts, len(order))
+        for b in range(0, len(uniq), block):
+            rows = uniq[b:b + block]
+            dense = G[rows].toarray()
+            sel = order[bounds[b]:bounds[min(b + block, len(uniq))]]
+            local = np.searchsorted(rows, i[sel])
+            Gj = G[j[sel]]
+            lens = np.diff(Gj.indptr)
+            vals = Gj.data.astype(np.float64) * dense[np.repeat(local, lens), Gj.indices]
+            cum = np.concatenate([[0.0], np.cumsum(vals)])
+            out[sel] = cum[Gj.indptr[1:]] - cum[Gj.indptr[:-1]]
+        return out
+    return sim
+
+
+def _graph_stats(name: str, A: sp.csr_matrix) -> dict:
+    deg = np.diff(A.indptr)
+    return {f"{name}_pairs": int(A.nnz // 2), f"{name}_coverage": float((deg > 0).mean())}
+
+
+def embed(G, X, s: CIESettings, threads: int = 1, callback=None) -> CIEResult:
+    """Run CIE; `callback(t, X, G)` (if given) is called after each iteration t = 1..T
+    and once before (t = 0) and its returned dict is merged into the history."""
+    G, X = check_inputs(G, X)
+    n = X.shape[0]
+    history = [{"iteration": 0, "nnz_per_image": G.nnz / n, **(callback(0, X, G) if callback else {})}]
+    cand = None
+    if s.candidates:
+        t0 = time.time()
+        K = min(s.candidates, n - 1)
+        Ds0, Is0 = sparse_knn(G, K, s.sparse_batch, threads)
+        g0 = build_knn(X, K, "l2", s.knn, threads)
+        cand = np.hstack([Is0, g0.indices])
+        history[0].update(candidate_seconds=round(time.time() - t0, 2), dense_knn=g0.info)
+    for t in range(1, s.iterations + 1):
+        t0 = time.time()
+        # 1. SIFT graph -> pull CNN vectors together
+        if cand is None:
+            Ds, Is = sparse_knn(G, s.k, s.sparse_batch, threads)
+        elif t == 1:
+            Ds, Is = Ds0[:, :s.k], Is0[:, :s.k]
+        else:
+            Ds, Is = rerank_knn(cand, s.k, sparse_pair_sim(G))
+        A_s = reversible_adjacency(Is, _weights(Ds, s.weighting))
+        if A_s.nnz == 0:
+            raise PseudosupError(f"CIE iteration {t}: no reversible pairs in the SIFT space with k={s.k}; "
+                                 "increase cie.k")
+        X = dense_update(X, A_s, s.alpha)
+        # 2. CNN graph (of the updated vectors) -> enrich the bag of words
+        if cand is None:
+            g = build_knn(X, s.k, "l2", s.knn, threads)
+            Dc, Ic, info = g.distances, g.indices, g.info
+        else:
+            Dc, Ic = rerank_knn(cand, s.k, _dense_pair_sim(X))
+            info = {"index": "re-ranked candidates", "candidates": int(cand.shape[1])}
+        A_c = reversible_adjacency(Ic, _weights(Dc, s.weighting))
+        G = sparse_update(G, A_c, s.beta)
+        rec = {"iteration": t, **_graph_stats("sift", A_s), **_graph_stats("cnn", A_c),
+               "pairs_in_both": int(A_s.multiply(A_c).nnz // 2), "nnz_per_image": G.nnz / n,
+               "dense_knn": {k: v for k, v in info.items() if k in ("index", "recall_at_k", "nprobe", "candidates")},
+               "seconds": round(time.time() - t0, 2)}
+        if callback:
+            rec.update(callback(t, X, G))
+        history.append(rec)
+        log.info("CIE iteration %d: %d SIFT pairs, %d CNN pairs (%d in both), %.0f words/image, %.1f s",
+                 t, rec["sift_pairs"], rec["cnn_pairs"], rec["pairs_in_both"], rec["nnz_per_image"], rec["seconds"])
+    return CIEResult(X, G, history)
+
+
+def bytes_per_image(kind: str, n: int, dim: int = 0, nnz: int = 0) -> float:
+    """Index storage per image: dense float32 = 4 d; inverted index = 8 bytes per posting
+    (int32 image id + float32 weight)."""
+    if kind == "dense":
+        return 4.0 * dim
+    if kind == "sparse":
+        return 8.0 * nnz / max(n, 1)
+    raise PseudosupError(f"unknown index kind '{kind}'")
