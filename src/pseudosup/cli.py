@@ -18,6 +18,7 @@ STAGES = {
     "make-split": "make_split",
     "datasets": "datasets",
     "pretrain": "pretrain",
+    "fit-features": "fit_features",
     "features": "features",
     "mine": "mine",
     "train": "train",

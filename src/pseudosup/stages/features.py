@@ -1,7 +1,14 @@
 """Extract one feature for every item of a dataset: float32 .npy + JSON sidecar.
 
 Rows follow the dataset's item order (splits index into it). The sidecar records
-the extractor, its params, the weights it used and the code version.
+the extractor, its params, the weights it used, the code version, and every item
+that was skipped (zero row) or converted, with the reason.
+
+Extractors (params `features.<feature>.extractor`): pixels, small-cnn (needs
+--backbone), gist, sift-bow (needs --fitted from `pseudosup fit-features`; also
+writes the sparse bag of words to --bow-out), cnn (torchvision backbones or the
+bundled TFLite MobileNetV2; needs --fitted when it has `whitening`).
+See docs/features.md.
 """
 
 from __future__ import annotations
@@ -14,13 +21,21 @@ HELP = "extract features of every item of a dataset"
 
 
 def add_arguments(p) -> None:
-    add_params_args(p, "features.<feature>")
+    add_params_args(p, "seed, features.<feature>")
     add_threads_arg(p)
     p.add_argument("--dataset", required=True)
     p.add_argument("--raw", type=Path, required=True, help="the dataset's raw directory")
     p.add_argument("--feature", required=True, help="name in params `features`")
-    p.add_argument("--backbone", type=Path, default=None, help="checkpoint of a pre-trained extractor")
+    p.add_argument("--backbone", type=Path, default=None, help="checkpoint of a pre-trained extractor (small-cnn)")
+    p.add_argument("--fitted", type=Path, default=None,
+                   help="fitted extractor model from `pseudosup fit-features` (sift-bow; cnn with whitening)")
+    p.add_argument("--bow-out", type=Path, default=None,
+                   help="sift-bow only: the sparse bag of words (.npz; default: <out stem>.bow.npz)")
     p.add_argument("--out", type=Path, required=True, help="output .npy (sidecar .json next to it)")
+
+
+def bow_path(out: Path) -> Path:
+    return out.with_name(out.name[:-len(out.suffix)] + ".bow.npz") if out.suffix else out.with_name(out.name + ".bow.npz")
 
 
 def run(args) -> None:
@@ -34,22 +49,64 @@ def run(args) -> None:
     set_threads(args.threads)
     params = params_of(args)
     cfg = params.get_key(f"features.{args.feature}")
+    seed = params.get_key("seed") if "seed" in args.keys else 0
     ds = registry.get(args.dataset)
-    images = ds.images(args.raw)
     meta = {"dataset": args.dataset, "feature": args.feature, "extractor": cfg["extractor"], "params": cfg,
-            "n": int(len(images)), "skipped": [], "code_version": code_version()}
+            "skipped": [], "code_version": code_version(), "device": "cpu"}
+    bow = None
     if cfg["extractor"] == "pixels":
         from ..features import pixels
-        X = pixels.extract(images)
+        X = pixels.extract(ds.images(args.raw))
     elif cfg["extractor"] == "small-cnn":
-        X, meta["weights"] = _small_cnn(args, cfg, images)
+        X, meta["weights"] = _small_cnn(args, cfg, ds.images(args.raw))
     else:
-        raise PseudosupError(f"features.{args.feature}.extractor: unknown extractor '{cfg['extractor']}'")
+        X, bow = _image_extractor(args, cfg, ds.image_source(args.raw), seed, meta)
     if not np.isfinite(X).all():
         raise PseudosupError(f"{args.feature}: extractor produced NaN/inf values; refusing to write {args.out}")
-    meta["dim"] = int(X.shape[1])
+    meta["n"], meta["dim"] = int(X.shape[0]), int(X.shape[1])
+    if bow is not None:
+        from ..features.bow import save_bow
+        bow_out = args.bow_out or bow_path(args.out)
+        meta["bow"] = str(bow_out)
+        # the sparse file first: the .npy (the declared output) is written last
+        save_bow(bow_out, bow[0], bow[1], {k: v for k, v in meta.items() if k not in ("skipped", "converted")})
     save_array(args.out, X.astype(np.float32, copy=False), meta)
-    log.info("wrote %s: %d x %d", args.out, *X.shape)
+    log.info("wrote %s: %d x %d (%d skipped)", args.out, *X.shape, len(meta.get("skipped", [])))
+
+
+def _image_extractor(args, cfg, source, seed, meta):
+    import torch
+
+    from ..features import extractors
+    from ..io import load_npz
+
+    torch.set_num_threads(args.threads)
+    fitted = None
+    if extractors.needs_fit(cfg):
+        if args.fitted is None:
+            from ..io import PseudosupError
+            raise PseudosupError(f"features.{args.feature}: the {cfg['extractor']} extractor needs --fitted "
+                                 "(made by `pseudosup fit-features`)")
+        fitted = load_npz(args.fitted)
+        _check_fitted(args, cfg, fitted[0])
+    result = extractors.extract(cfg, source, fitted, args.threads, seed)
+    meta.update(result.meta)
+    if fitted is not None:
+        meta["fitted_file"] = str(args.fitted)
+    return result.dense, result.bow
+
+
+def _check_fitted(args, cfg, fmeta) -> None:
+    from ..io import PseudosupError
+
+    def relevant(c):  # batching does not change the result
+        return {k: v for k, v in c.items() if k not in ("batch_size", "workers")}
+
+    if fmeta.get("params") is not None and relevant(fmeta["params"]) != relevant(cfg):
+        raise PseudosupError(f"{args.fitted}: fitted with other params than features.{args.feature}; "
+                             "rerun `pseudosup fit-features`")
+    if fmeta.get("dataset") not in (None, args.dataset):
+        raise PseudosupError(f"{args.fitted}: fitted on dataset '{fmeta['dataset']}', not '{args.dataset}'")
 
 
 def _small_cnn(args, cfg, images):

@@ -1,0 +1,271 @@
+"""Visual vocabulary, bag of visual words with TF-IDF, and a sparse inverted index.
+
+- Vocabulary: faiss k-means on RootSIFT descriptors of a *separate* sample of images
+  (`train_vocabulary`); assignment to the nearest word(s) exactly (faiss flat L2) or
+  approximately (an HNSW graph over the centroids, for vocabularies of 10^4-10^5
+  words: see benchmarks/bench_features.py for its agreement with exact assignment).
+- Multiple assignment: each descriptor votes for its `assign_k` nearest words
+  (weight 1 each); `assign_k = 1` is hard assignment.
+- BoW: word counts per image (scipy CSR), then TF-IDF: tf = count, idf = log(N / N_w)
+  with N_w the number of images of the IDF set containing word w (0 for a word no
+  image contains), then L2 normalisation. An image without descriptors is the zero
+  vector.
+- Inverted index (`InvertedIndex`): the database's TF-IDF rows stored word-major
+  (posting lists = CSR of the transpose); a batch of queries is answered with cosine
+  scores by one sparse product.
+
+On disk (`save_bow` / `load_bow`): one .npz written with pseudosup.io.save_npz:
+`counts_{data,indices,indptr,shape}` (int32 counts, CSR rows = items in dataset
+order), `idf` (float32, one per word) and `meta` (JSON). `load_bow(path)` returns
+(CSR float32 TF-IDF L2-normalised rows, counts CSR, idf, meta).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..io import PseudosupError, load_npz, save_npz
+from ..log import log, progress
+from .images import Fetcher
+from .sift import Sift, SiftConfig
+
+# --- vocabulary ------------------------------------------------------------------------------
+
+
+def train_vocabulary(descriptors: np.ndarray, size: int, iterations: int = 20, seed: int = 0,
+                     threads: int = 1) -> np.ndarray:
+    """k-means centroids (size, d) float32 of the training descriptors (faiss)."""
+    import faiss
+
+    X = np.ascontiguousarray(descriptors, dtype=np.float32)
+    if len(X) < size:
+        raise PseudosupError(f"vocabulary: {len(X)} training descriptors for {size} words; "
+                             "sample more images (vocabulary.sample_images) or choose a smaller size")
+    faiss.omp_set_num_threads(threads)
+    km = faiss.Kmeans(X.shape[1], size, niter=iterations, seed=seed, verbose=False,
+                      max_points_per_centroid=max(256, -(-len(X) // size)))
+    km.train(X)
+    return km.centroids.astype(np.float32)
+
+
+class Assigner:
+    """Nearest visual word(s) of descriptors: exact (flat L2) or HNSW over the words."""
+
+    def __init__(self, centroids: np.ndarray, method: str = "exact", threads: int = 1, ef_search: int = 64):
+        import faiss
+
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.method, self.threads = method, threads
+        d = self.centroids.shape[1]
+        if method == "exact":
+            self.index = faiss.IndexFlatL2(d)
+        elif method == "hnsw":
+            self.index = faiss.IndexHNSWFlat(d, 32)
+            self.index.hnsw.efConstruction = 80
+        else:
+            raise PseudosupError(f"vocabulary.assign: unknown method {method!r} (exact or hnsw)")
+        faiss.omp_set_num_threads(threads)
+        self.index.add(self.centroids)
+        if method == "hnsw":
+            self.index.hnsw.efSearch = ef_search
+
+    def assign(self, X: np.ndarray, k: int = 1, batch: int = 65536) -> np.ndarray:
+        """(n, k) int64 word ids, nearest first."""
+        import faiss
+
+        faiss.omp_set_num_threads(self.threads)
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.empty((len(X), k), dtype=np.int64)
+        for a in range(0, len(X), batch):
+            _, out[a:a + batch] = self.index.search(X[a:a + batch], k)
+        return out
+
+
+# --- bag of words --------------------------------------------------------------------------------
+
+def counts_matrix(words_per_item: list[np.ndarray], n_words: int) -> sp.csr_matrix:
+    """CSR (n_items, n_words) int32 of word counts from each item's word ids."""
+    lens = np.array([len(w) for w in words_per_item], dtype=np.int64)
+    rows = np.repeat(np.arange(len(words_per_item)), lens)
+    cols = np.concatenate(words_per_item) if len(words_per_item) and lens.sum() else np.zeros(0, np.int64)
+    m = sp.csr_matrix((np.ones(len(cols), np.int32), (rows, cols)), shape=(len(words_per_item), n_words))
+    m.sum_duplicates()
+    m.sort_indices()
+    return m
+
+
+def idf_of(counts: sp.csr_matrix) -> np.ndarray:
+    """log(N / N_w) per word (0 where no item has the word)."""
+    n = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    with np.errstate(divide="ignore"):
+        return np.where(df > 0, np.log(n / np.maximum(df, 1)), 0.0).astype(np.float32)
+
+
+def tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """TF-IDF rows, L2-normalised (zero rows stay zero), float32 CSR."""
+    m = counts.astype(np.float32).multiply(idf[None, :]).tocsr()
+    m.eliminate_zeros()
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    m = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-30), 0.0).astype(np.float32)) @ m
+    m = m.tocsr().astype(np.float32)
+    m.sort_indices()
+    return m
+
+
+def describe_images(source, sift_cfg: SiftConfig, threads: int = 1, indices=None, desc: str = "sift"):
+    """RootSIFT descriptors of items (all, or `indices`) of an image source, computed on
+    `threads` threads (OpenCV releases the GIL). Yields (index, descriptors) in order;
+    the Fetcher passed back records skips/conversions."""
+    fetcher = Fetcher(source, colour=False)
+    indices = range(len(fetcher)) if indices is None else indices
+    sifts = [Sift(sift_cfg) for _ in range(max(1, threads))]
+
+    def one(job):
+        slot, i = job
+        img = fetcher.get(i)
+        return i, (None if img is None else sifts[slot].describe(img)[0])
+
+    def gen():
+        jobs = list(indices)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            # chunks of `threads` jobs, one per SIFT object: no object is used by two threads at once
+            for a in range(0, len(jobs), max(1, threads)):
+                chunk = [(s, i) for s, i in enumerate(jobs[a:a + max(1, threads)])]
+                yield from pool.map(one, chunk)
+    return fetcher, gen()
+
+
+def encode(source, centroids: np.ndarray, sift_cfg: SiftConfig, assign_method: str = "exact", assign_k: int = 1,
+           threads: int = 1, ids=None) -> tuple[sp.csr_matrix, dict]:
+    """Word-count CSR (n_items, n_words) of every item, and the sidecar report
+    (skipped/converted items, zero_keypoints, descriptors per image)."""
+    assigner = Assigner(centroids, assign_method, threads)
+    fetcher, described = describe_images(source, sift_cfg, threads)
+    words, n_desc, zero = [], np.zeros(len(fetcher), np.int64), []
+    for i, d in progress(described, desc="sift bow", total=len(fetcher), unit="img"):
+        if d is None or len(d) == 0:
+            words.append(np.zeros(0, np.int64))
+            if d is not None:
+                zero.append(i)
+            continue
+        n_desc[i] = len(d)
+        words.append(assigner.assign(d, assign_k).ravel())
+    report = fetcher.report(ids)
+    report["zero_keypoints"] = [{"index": int(i), **({"id": str(ids[i])} if ids is not None else {})} for i in zero]
+    report["n_zero_keypoints"] = len(zero)
+    described_ok = n_desc[n_desc > 0]
+    report["descriptors_per_image"] = {"mean": float(described_ok.mean()) if len(described_ok) else 0.0,
+                                       "min": int(described_ok.min()) if len(described_ok) else 0,
+                                       "max": int(described_ok.max()) if len(described_ok) else 0}
+    if zero:
+        log.warning("sift: %d image(s) without keypoints (zero bag of words)", len(zero))
+    return counts_matrix(words, len(centroids)), report
+
+
+def sample_descriptors(source, sift_cfg: SiftConfig, indices, max_descriptors: int, seed: int, threads: int = 1):
+    """RootSIFT descriptors of the images `indices`, subsampled (seeded) to at most
+    `max_descriptors` (each image contributes in proportion to its count)."""
+    fetcher, described = describe_images(source, sift_cfg, threads, indices, desc="vocabulary sift")
+    parts = [d for _, d in progress(described, desc="vocabulary sift", total=len(indices), unit="img")
+             if d is not None and len(d)]
+    if not parts:
+        raise PseudosupError("vocabulary: no SIFT descriptor in the training sample (all images skipped or "
+                             "without keypoints); use the dense grid for tiny images")
+    X = np.concatenate(parts)
+    if len(X) > max_descriptors:
+        X = X[np.sort(np.random.default_rng(seed).choice(len(X), max_descriptors, replace=False))]
+    return X, fetcher.report()
+
+
+# --- dense projection (what goes to hashing) ---------------------------------------------------
+
+def fit_projection(G: sp.csr_matrix, dim: int, whiten: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
+    """PCA of L2-normalised TF-IDF rows (centred implicitly: the matrix stays sparse):
+    {'mean' (V,), 'projection' (V, dim)}, divided by the singular values when whitening
+    (Jégou & Chum 2012)."""
+    from scipy.sparse.linalg import LinearOperator, svds
+
+    n, v = G.shape
+    dim = min(dim, n - 1, v - 1)
+    if dim < 1:
+        raise PseudosupError(f"dense projection: needs more than {n} sample images")
+    mean = np.asarray(G.mean(axis=0)).ravel().astype(np.float64)
+    op = LinearOperator((n, v), dtype=np.float64,
+                        matvec=lambda x: G @ np.ravel(x) - mean @ np.ravel(x),
+                        rmatvec=lambda y: G.T @ np.ravel(y) - mean * np.ravel(y).sum())
+    v0 = np.random.default_rng(seed).standard_normal(min(n, v))
+    _, s, vt = svds(op, k=dim, v0=v0, solver="arpack")
+    order = np.argsort(s)[::-1]
+    s, vt = s[order], vt[order]
+    vt = vt * np.sign(vt[np.arange(dim), np.abs(vt).argmax(1)])[:, None]  # deterministic signs
+    proj = vt.T / (s / np.sqrt(max(n - 1, 1)) + 1e-6) if whiten else vt.T
+    return {"mean": mean.astype(np.float32), "projection": proj.astype(np.float32),
+            "singular_values": s.astype(np.float32)}
+
+
+def project(G: sp.csr_matrix, proj: dict[str, np.ndarray], batch: int = 8192) -> np.ndarray:
+    """Dense (n, dim) float32, L2-normalised; zero BoW rows stay zero rows."""
+    out = np.zeros((G.shape[0], proj["projection"].shape[1]), dtype=np.float32)
+    shift = proj["mean"] @ proj["projection"]
+    nnz = np.diff(G.indptr)
+    for a in range(0, G.shape[0], batch):
+        y = np.asarray(G[a:a + batch] @ proj["projection"]) - shift
+        norm = np.linalg.norm(y, axis=1, keepdims=True)
+        y = np.where(norm > 0, y / np.maximum(norm, 1e-12), 0.0)
+        y[nnz[a:a + batch] == 0] = 0
+        out[a:a + batch] = y
+    return out
+
+
+# --- inverted index ------------------------------------------------------------------------------
+
+class InvertedIndex:
+    """Posting lists of a database of L2-normalised sparse rows; cosine search."""
+
+    def __init__(self, G_db: sp.csr_matrix):
+        self.n_db, self.n_words = G_db.shape
+        # row w of `postings` = the images containing word w and their weights
+        self.postings = sp.csr_matrix(G_db.T, dtype=np.float32)
+        self.postings.sort_indices()
+
+    def scores(self, G_q: sp.csr_matrix) -> np.ndarray:
+        """Dense (n_queries, n_db) cosine scores: sum over shared words of q_w * d_w."""
+        if G_q.shape[1] != self.n_words:
+            raise PseudosupError(f"queries have {G_q.shape[1]} words, the index {self.n_words}")
+        return np.asarray((sp.csr_matrix(G_q, dtype=np.float32) @ self.postings).todense())
+
+    def search(self, G_q: sp.csr_matrix, k: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query, best first; ties by database index."""
+        k = min(k, self.n_db)
+        S = np.empty((G_q.shape[0], k), np.float32)
+        I = np.empty((G_q.shape[0], k), np.int64)
+        for a in range(0, G_q.shape[0], batch):
+            s = self.scores(G_q[a:a + batch])
+            order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+            I[a:a + batch], S[a:a + batch] = order, np.take_along_axis(s, order, 1)
+        return S, I
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+def save_bow(path, counts: sp.csr_matrix, idf: np.ndarray, meta: dict) -> None:
+    counts = counts.tocsr()
+    save_npz(path, meta, counts_data=counts.data.astype(np.int32), counts_indices=counts.indices.astype(np.int32),
+             counts_indptr=counts.indptr.astype(np.int64), counts_shape=np.array(counts.shape, np.int64),
+             idf=idf.astype(np.float32))
+
+
+def load_bow(path) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, dict]:
+    """(TF-IDF L2-normalised CSR float32, counts CSR int32, idf, meta) of a .bow.npz."""
+    meta, a = load_npz(path)
+    try:
+        counts = sp.csr_matrix((a["counts_data"], a["counts_indices"], a["counts_indptr"]),
+                               shape=tuple(a["counts_shape"]))
+        idf = a["idf"]
+    except KeyError as e:
+        raise PseudosupError(f"{path}: not a bag-of-words file (missing {e})") from None
+    return tfidf(counts, idf), counts, idf, meta
