@@ -371,3 +371,15 @@ def test_every_registry_entry_is_complete():
             for algo, digest in f.digests.items():
                 assert len(digest) == {"md5": 32, "sha256": 64, "sha512": 128}[algo], (name, f.name)
             assert all(u.split(":")[0] in ("http", "https", "ftp") for u in f.urls), (name, f.name)
+
+
+def test_check_split_catches_bad_indices():
+    from pseudosup.data.splits import Split
+    ok = {"queries": np.array([5, 6]), "database": np.arange(5)}
+    check_split(Split("s", "d", "", "class", 0, ok), 7)
+    for parts, msg in (({**ok, "queries": np.array([5, 9])}, "outside the 7 items"),
+                       ({**ok, "queries": np.array([6, 5, 6])}, "lists an item twice"),
+                       ({**ok, "queries": np.array([4, 5])}, "overlap")):
+        with pytest.raises(PseudosupError, match=msg):
+            check_split(Split("s", "d", "", "class", 0, parts), 7)
+    check_split(Split("s", "d", "", "instance", 0, {**ok, "queries": np.array([4])}, {"queries_in_database": True}), 7)

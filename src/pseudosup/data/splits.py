@@ -224,11 +224,18 @@ def check_split(split: Split, num_items: int) -> None:
     for part, idx in split.parts.items():
         if len(idx) and (idx.min() < 0 or idx.max() >= num_items):
             raise PseudosupError(f"split '{split.name}': part '{part}' indexes outside the {num_items} items")
-        if len(np.unique(idx)) != len(idx):
+        if not (np.diff(idx) > 0).all() and len(np.unique(idx)) != len(idx):  # sorted parts: cheap check
             raise PseudosupError(f"split '{split.name}': part '{part}' lists an item twice")
     if not split.extra.get("queries_in_database") and "queries" in split.parts and "database" in split.parts:
-        if np.intersect1d(split.parts["queries"], split.parts["database"]).size:
+        if _overlaps(split.parts["queries"], np.sort(split.parts["database"])):
             raise PseudosupError(f"split '{split.name}': queries and database overlap")
+
+
+def _overlaps(a: np.ndarray, sorted_b: np.ndarray) -> bool:
+    if not len(a) or not len(sorted_b):
+        return False
+    pos = np.minimum(np.searchsorted(sorted_b, a), len(sorted_b) - 1)
+    return bool((sorted_b[pos] == a).any())
 
 
 def per_label_sample(multihot: np.ndarray, pool: np.ndarray, per_label: int, rng: np.random.Generator) -> np.ndarray:
