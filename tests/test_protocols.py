@@ -170,3 +170,44 @@ def test_real_oxford5k_ground_truth_and_metric():
     m, aps = P.oxford_map(random, gnd["gnd"])
     chance = np.mean([len(g["ok"]) / (n - len(g["junk"])) for g in gnd["gnd"]])
     assert 0.3 * chance < m < 3 * chance  # a random ranking scores about the positives' share
+
+
+def test_retrieval_task_instance_matches_holidays_and_ukbench():
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(6), 4)
+    items = np.arange(24)
+    queries = items[::4]
+    ok = [np.setdiff1d(np.flatnonzero(groups == groups[q]), [q]) for q in queries]
+    task = P.RetrievalTask("h", "instance", queries, items, ok, [np.array([], int)] * 6)
+    scores = rng.standard_normal((6, 24))
+    got, aps = task.evaluate(scores)
+    want, _ = P.holidays_map(P.rank_by_scores(scores), queries, groups)
+    assert got["map"] == pytest.approx(want)  # query in the database = junk for itself
+    uk = P.RetrievalTask("u", "instance", items, items, [np.flatnonzero(groups == g) for g in groups],
+                         [np.array([], int)] * 24, query_is_result=True)
+    s2 = rng.standard_normal((24, 24))
+    assert uk.evaluate(s2)[0]["ns_score"] == pytest.approx(P.ukbench_ns(P.rank_by_scores(s2), items, groups)[0])
+
+
+def test_retrieval_task_maps_items_to_database_positions():
+    # Oxford-like: queries are extra items (cropped copies) after the database
+    db = np.arange(10)
+    task = P.RetrievalTask("o", "instance", np.array([10, 11]), db, [np.array([2, 3]), np.array([5])],
+                           [np.array([4]), np.array([], int)])
+    assert (task.query_pos == -1).all()
+    scores = np.zeros((2, 10))
+    scores[0, [4, 2, 3]] = [3, 2, 1]  # junk first, then both positives
+    scores[1, 5] = 1
+    assert task.evaluate(scores)[0]["map"] == 1.0
+    with pytest.raises(PseudosupError, match="not in the database"):
+        P.RetrievalTask("o", "instance", np.array([10]), db, [np.array([12])], [np.array([], int)])
+    with pytest.raises(PseudosupError, match="expected"):
+        task.evaluate(np.zeros((2, 9)))
+
+
+def test_retrieval_task_class_level():
+    rng = np.random.default_rng(6)
+    ql, dl = rng.integers(0, 3, 8), rng.integers(0, 3, 40)
+    task = P.RetrievalTask("c", "class", np.arange(40, 48), np.arange(40), query_labels=ql, db_labels=dl)
+    s = rng.standard_normal((8, 40))
+    assert task.evaluate(s)[0]["map"] == pytest.approx(P.class_map(P.rank_by_scores(s), ql, dl)[0])

@@ -157,3 +157,64 @@ def _nanmean(aps: np.ndarray, name: str) -> float:
     if not np.isfinite(aps).any():
         raise PseudosupError(f"{name}: no query has a positive in the database; check the ground truth")
     return float(np.nanmean(aps))
+
+
+# --- a retrieval task: who queries, what is searched, what is relevant -------------------------
+
+class RetrievalTask:
+    """Queries and database (item indices) plus the relevance of one protocol.
+
+    kind "instance": `ok` / `junk` per query as *database positions*; a query that is
+    itself in the database is junk for its own ranking unless `query_is_result`
+    (UKBench, which then also reports the N-S score). kind "class": labels.
+    `evaluate(scores)` takes (nq, n_db) similarities (higher = better) and returns
+    ({metric: value}, AP per query)."""
+
+    def __init__(self, name: str, kind: str, queries: np.ndarray, database: np.ndarray, ok=None, junk=None,
+                 query_labels=None, db_labels=None, query_is_result: bool = False):
+        self.name, self.kind = name, kind
+        self.queries = np.asarray(queries, np.int64)
+        self.database = np.asarray(database, np.int64)
+        pos = {int(d): p for p, d in enumerate(self.database)}
+        self.query_pos = np.array([pos.get(int(q), -1) for q in self.queries], np.int64)
+        self.query_is_result = query_is_result
+        self.query_labels, self.db_labels = query_labels, db_labels
+        if kind == "instance":
+            self.ok = [self._positions(o, pos, "ok") for o in ok]
+            self.junk = [self._positions(j, pos, "junk") for j in junk]
+            if not query_is_result:
+                self.junk = [np.union1d(j, [p]) if p >= 0 else j for j, p in zip(self.junk, self.query_pos)]
+        elif kind != "class":
+            raise PseudosupError(f"unknown retrieval task kind '{kind}' (instance or class)")
+
+    @staticmethod
+    def _positions(items, pos: dict, what: str) -> np.ndarray:
+        items = np.asarray(items, np.int64)
+        missing = [int(i) for i in items if int(i) not in pos]
+        if missing:
+            raise PseudosupError(f"ground truth lists item {missing[0]} as {what}, but it is not in the database")
+        return np.array([pos[int(i)] for i in items], np.int64)
+
+    def evaluate(self, scores: np.ndarray) -> tuple[dict, np.ndarray]:
+        scores = np.asarray(scores)
+        if scores.shape != (len(self.queries), len(self.database)):
+            raise PseudosupError(f"{self.name}: scores of shape {scores.shape}, expected "
+                                 f"({len(self.queries)}, {len(self.database)})")
+        if self.kind == "class":
+            order = rank_by_scores(scores)
+            m, aps = class_map(order, self.query_labels, self.db_labels,
+                               self.query_pos if (self.query_pos >= 0).any() else None)
+            return {"map": m}, aps
+        order = rank_by_scores(scores)
+        aps = instance_aps(order, self.ok, self.junk)
+        out = {"map": _nanmean(aps, self.name)}
+        if self.query_is_result:
+            top = order[:, :4]
+            out["ns_score"] = float(np.mean([np.isin(t, o).sum() for t, o in zip(top, self.ok)]))
+        return out, aps
+
+
+def task_from_groundtruth(name: str, gt, database: np.ndarray) -> RetrievalTask:
+    """An instance task from a data-layer ground truth (queries, ok, junk item indices)."""
+    return RetrievalTask(name, "instance", gt.queries, database, gt.ok, gt.junk,
+                         query_is_result=bool(getattr(gt, "query_is_result", False)))

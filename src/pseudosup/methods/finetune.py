@@ -182,6 +182,10 @@ def sample_negatives(cnn_nbrs: np.ndarray, anchors: np.ndarray, pairs: np.ndarra
         cols[clash] = rng.integers(s.neg_min_rank, hi, int(clash.sum()))
         neg = cnn_nbrs[anchors[:, None], cols]
         clash = np.isin(np.minimum(a, neg) * n + np.maximum(a, neg), list(keys)) | (neg < 0)
+    if clash.any():
+        raise PseudosupError(f"could not draw {s.negatives} negatives for anchor {int(anchors[clash.any(1)][0])} "
+                             f"among its CNN ranks [{s.neg_min_rank}, {hi}) (too many positives there, or an "
+                             "anchor outside the indexed items); widen the window")
     return neg
 
 

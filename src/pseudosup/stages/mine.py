@@ -3,6 +3,11 @@
 Pairs are written as database positions (rows of the split's `database` part) and
 as item ids. Labels are read only to report the pairs' precision as a diagnostic;
 they never influence which pairs are mined.
+
+The kNN graph is exact up to `mining.exact_max` items and approximate (faiss IVF, or
+HNSW) above, with the approximate graph's recall@k against exact search measured on
+`mining.recall_sample` sampled items and written to the statistics (see
+pseudosup.mining.knn). Without those keys in params, the defaults apply.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ HELP = "mine reversible nearest-neighbour pairs of the database"
 
 
 def add_arguments(p) -> None:
-    add_params_args(p, "mining")
+    add_params_args(p, "mining, optionally seed")
     add_threads_arg(p)
     p.add_argument("--dataset", required=True)
     p.add_argument("--raw", type=Path, required=True, help="raw directory (labels, for the diagnostic only)")
@@ -33,21 +38,25 @@ def run(args) -> None:
     from ..data.splits import load_split
     from ..io import load_array, save_npz, write_json
     from ..log import log
-    from ..mining.knn import knn_graph
+    from ..mining.knn import KnnSettings, build_knn
     from ..mining.reciprocal import pair_stats, reciprocal_pairs
 
     set_threads(args.threads)
-    cfg = params_of(args).get_key("mining")
+    params = params_of(args)
+    cfg = params.get_key("mining")
+    seed = params["seed"] if "seed" in params else 0
     split = load_split(args.split)
     X, fmeta = load_array(args.features)
     db = split.part("database")
-    _, neighbours = knn_graph(X[db], cfg["k"], cfg["metric"], cfg["batch_size"], args.threads)
-    pairs = reciprocal_pairs(neighbours)
+    graph = build_knn(X[db], cfg["k"], cfg["metric"], KnnSettings.from_params(cfg, seed), args.threads)
+    pairs = reciprocal_pairs(graph.indices)
     labels = registry.get(args.dataset).labels(args.raw)[db]
+    knn = {k: v for k, v in graph.info.items() if k != "settings"}
     stats = {"split": split.name, "feature": fmeta.get("feature"), "k": cfg["k"], "metric": cfg["metric"],
-             **pair_stats(pairs, len(db), labels)}
+             **pair_stats(pairs, len(db), labels), "knn": knn}
     meta = {**stats, "code_version": code_version()}
     save_npz(args.out, meta, pairs=pairs, item_ids=db[pairs] if len(pairs) else pairs)
     write_json(args.stats, stats)
-    log.info("%d reversible pairs (k=%d), %.1f%% of items covered, label agreement %.3f",
-             stats["num_pairs"], cfg["k"], 100 * stats["coverage"], stats.get("pair_precision", float("nan")))
+    log.info("%d reversible pairs (k=%d, %s kNN, recall@k %.4f), %.1f%% of items covered, label agreement %.3f",
+             stats["num_pairs"], cfg["k"], knn["index"], knn["recall_at_k"], 100 * stats["coverage"],
+             stats.get("pair_precision", float("nan")))

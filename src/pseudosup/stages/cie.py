@@ -1,0 +1,130 @@
+"""Collaborative index embedding (CIE) of a SIFT bag-of-words index and a CNN index.
+
+Reads the sparse bag of words (`<feature>.bow.npz` of the sift-bow extractor) and the
+dense CNN features (`.npy`) of the same dataset, runs `cie.iterations` alternating
+embeddings over the indexed items (the split's database part, or every item), and
+writes the embedded CNN index (.npy + sidecar: rows = those items, in order) and the
+history (.json: pairs found in each space, words per image, graph recall, seconds).
+
+With --task-* options it also scores every iteration on a retrieval protocol (a
+diagnostic: labels / ground truth never influence the embedding): mAP of the CNN
+index after t iterations, queries with their *original* CNN vectors (the online
+setting) and, when the queries are database images, with their embedded vectors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import add_params_args, add_threads_arg, params_of, set_threads
+
+HELP = "collaborative index embedding of a SIFT bag-of-words and a CNN index"
+
+
+def add_arguments(p) -> None:
+    add_params_args(p, "cie, mining, seed")
+    add_threads_arg(p)
+    p.add_argument("--bow", type=Path, required=True, help="SIFT bag of words (.bow.npz)")
+    p.add_argument("--cnn", type=Path, required=True, help="CNN features (.npy)")
+    p.add_argument("--out", type=Path, required=True, help="embedded CNN index (.npy; sidecar .json)")
+    p.add_argument("--history", type=Path, required=True, help="per-iteration statistics (.json)")
+    add_task_args(p)
+
+
+def add_task_args(p) -> None:
+    """Which items are indexed and (optionally) how retrieval is scored."""
+    p.add_argument("--dataset", default=None, help="dataset name (for the scoring protocol)")
+    p.add_argument("--raw", type=Path, default=None, help="the dataset's raw directory")
+    p.add_argument("--split", type=Path, default=None,
+                   help="split file: index its database part, score its queries (class relevance)")
+    p.add_argument("--protocol", default=None,
+                   help="instance protocol of the dataset's ground truth (e.g. variants, multiview); "
+                        "default: class labels of the split, or the dataset's own ground truth")
+
+
+def build_task(args, n_items: int):
+    """(database item indices, RetrievalTask or None) from --dataset/--raw/--split/--protocol."""
+    import numpy as np
+
+    from ..data import instance_bench, registry  # noqa: F401 (registers copydays-style-synth)
+    from ..evaluation.protocols import RetrievalTask, task_from_groundtruth
+    from ..io import PseudosupError
+
+    if args.split is not None:
+        from ..data.splits import load_split
+
+        split = load_split(args.split)
+        db = split.part("database")
+        if args.dataset is None or args.raw is None:
+            return db, None
+        labels = registry.get(args.dataset).labels(args.raw)
+        q = split.part("queries")
+        return db, RetrievalTask(split.name, "class", q, db, query_labels=labels[q], db_labels=labels[db])
+    db = np.arange(n_items, dtype=np.int64)
+    if args.dataset is None or args.raw is None:
+        if args.protocol:
+            raise PseudosupError("--protocol needs --dataset and --raw")
+        return db, None
+    ds = registry.get(args.dataset)
+    gt = ds.groundtruth(args.raw, args.protocol) if args.protocol else ds.groundtruth(args.raw)
+    parts = ds.parts(args.raw)
+    if "database" in parts:
+        db = np.arange(*parts["database"], dtype=np.int64)
+    return db, task_from_groundtruth(f"{args.dataset}/{args.protocol or 'default'}", gt, db)
+
+
+def run(args) -> None:
+    import numpy as np
+
+    from .. import code_version
+    from ..io import PseudosupError, save_array, write_json
+    from ..log import log
+    from ..methods import cie
+    from ..mining.features_io import load_dense, load_sparse, rows
+    from ..mining.knn import KnnSettings
+
+    set_threads(args.threads)
+    params = params_of(args)
+    cfg, seed = params.get_key("cie"), params.get_key("seed")
+    G, gmeta = load_sparse(args.bow)
+    X, xmeta = load_dense(args.cnn)
+    if G.shape[0] != X.shape[0]:
+        raise PseudosupError(f"{args.bow} has {G.shape[0]} rows and {args.cnn} {X.shape[0]}: "
+                             "the two features must come from the same dataset (one row per item)")
+    db, task = build_task(args, X.shape[0])
+    settings = cie.CIESettings(**{k: v for k, v in cfg.items() if k in cie.CIESettings.__dataclass_fields__
+                                  and k != "knn"}, knn=KnnSettings.from_params(params.get_key("mining"), seed))
+    Gd, Xd = rows(G, db), rows(X, db)
+    callback = iteration_scorer(task, G, X, db) if task is not None else None
+    res = cie.embed(Gd, Xd, settings, args.threads, callback)
+    meta = {"feature": f"cie({xmeta.get('feature', args.cnn.stem)}, {gmeta.get('feature', args.bow.stem)})",
+            "method": "cie", "params": cfg, "rows": "database part of " + str(args.split) if args.split else "all items",
+            "n": int(len(db)), "dim": int(Xd.shape[1]), "cnn": str(args.cnn), "bow": str(args.bow),
+            "bytes_per_image": cie.bytes_per_image("dense", len(db), dim=Xd.shape[1]), "code_version": code_version()}
+    write_json(args.history, {"settings": meta, "history": res.history})
+    save_array(args.out, res.X, meta)
+    if task is not None:
+        h = res.history
+        log.info("mAP of the CNN index: %.4f before CIE, %.4f after %d iterations", h[0]["map_cie"],
+                 h[-1]["map_cie"], len(h) - 1)
+
+
+def iteration_scorer(task, G, X, db):
+    """Callback scoring the CNN index after each iteration (queries' original vectors;
+    also their embedded vectors when they are database items) and the embedded BoW."""
+    import numpy as np
+
+    from ..methods.cie import normalise_dense
+    from ..mining.features_io import rows
+
+    q_cnn = normalise_dense(rows(X, task.queries))
+    q_bow = rows(G, task.queries)
+    in_db = task.query_pos >= 0
+
+    def score(t, Xt, Gt):
+        out = {"map_cie": task.evaluate(q_cnn @ Xt.T)[0]["map"],
+               "map_sift_embedded": task.evaluate((q_bow @ Gt.T).toarray())[0]["map"]}
+        if in_db.all():
+            out["map_cie_embedded_queries"] = task.evaluate(Xt[task.query_pos] @ Xt.T)[0]["map"]
+        return out
+    return score
