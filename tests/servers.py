@@ -104,7 +104,10 @@ class FTPFileServer:
         from pyftpdlib.handlers import FTPHandler
         from pyftpdlib.servers import ThreadedFTPServer
 
-        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+        quiet = logging.getLogger("pyftpdlib")
+        quiet.setLevel(logging.WARNING)
+        if not quiet.handlers:  # else serve_forever installs its own INFO handler
+            quiet.addHandler(logging.NullHandler())
         self.root = Path(root)
         self.faults: dict[str, list] = defaultdict(list)
         self.requests: list[dict] = []

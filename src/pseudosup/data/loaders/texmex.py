@@ -4,14 +4,20 @@ Layout (corpus-texmex.irisa.fr): for each vector, a little-endian int32 dimensio
 then d values: float32 (.fvecs), int32 (.ivecs) or uint8 (.bvecs). Every vector of a
 file has the same d.
 
-`VecsFile` maps the file as an array of records (header, values) and exposes the
-values as an (n, d) view without reading it: `f[a:b]` or `f[idx]` reads only those
-rows. Opening checks the size (a whole number of records) and the header of the
-first, the last and 1,000 evenly spaced rows (a dimension that differs anywhere
-shifts every later record, so this catches inconsistent files at once);
-`check_all()` reads every header, in bounded-memory chunks (the download stage does
-this once). Large conversions stream through fixed-size buffers: peak memory stays
-at one chunk, never a second copy of the file.
+`VecsFile` exposes an (n, d) array-like without reading the file: `f[a:b]` and
+`f[index_array]` read only those rows, by positioned reads (os.pread) of runs of
+consecutive records, so the process holds only the rows asked for (the page cache is
+shared). `f.array` is a true memory map of the values for code that wants one; note
+that touching a memory map maps whole read-around windows into the process (here
+~0.75 MB per scattered record, and numpy 2.4 fancy indexing of a structured memmap
+touches every page), which is why the loaders do not read through it.
+
+Opening checks the size (a whole number of records) and the header of 1,000 evenly
+spaced rows, first and last included (a dimension that differs anywhere shifts every
+later record, so this catches inconsistent files at once); `check_all()` reads every
+header in bounded-memory chunks (the download stage does this once). Large
+conversions stream through ~64 MB buffers: peak memory is one chunk, never a second
+copy of the file.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ...io import PseudosupError, atomic_path
 
 VALUE_TYPES = {"fvecs": np.dtype("<f4"), "ivecs": np.dtype("<i4"), "bvecs": np.dtype("u1")}
 SAMPLE_ROWS = 1000
+CHUNK_BYTES = 64 << 20   # streamed reads: rows per chunk = this / record size
 
 
 def kind_of(path: Path) -> str:
@@ -58,7 +65,8 @@ class VecsFile:
         self.n, self.d, self.record = size // record, d, record
         self.dtype = vtype.newbyteorder("=") if vtype.itemsize > 1 else vtype
         self._rec = np.dtype([("d", "<i4"), ("v", vtype, (d,))])
-        self._mm = np.memmap(self.path, dtype=self._rec, mode="r", shape=(self.n,))
+        self._mm = None
+        self._fd, self._pid = None, None
         self._check_rows(np.unique(np.linspace(0, self.n - 1, min(self.n, SAMPLE_ROWS)).astype(np.int64)))
 
     @property
@@ -70,19 +78,55 @@ class VecsFile:
 
     @property
     def array(self) -> np.ndarray:
-        """The (n, d) values as a read-only strided view of the map (no copy)."""
+        """The (n, d) values as a read-only strided view of a memory map (no copy)."""
+        if self._mm is None:
+            self._mm = np.memmap(self.path, dtype=self._rec, mode="r", shape=(self.n,))
         return self._mm["v"]
 
     def __getitem__(self, key) -> np.ndarray:
         """Rows as a contiguous array in native byte order (reads only those rows)."""
-        rows = self._mm[key]
-        return np.ascontiguousarray(rows["v"], dtype=self.dtype)
+        if isinstance(key, (int, np.integer)):
+            return self[np.array([key])][0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.n)
+            if step != 1:
+                return self[np.arange(start, stop, step)]
+            return np.ascontiguousarray(self._read(start, max(0, stop - start))["v"], dtype=self.dtype)
+        return np.ascontiguousarray(self.records(np.asarray(key, dtype=np.int64))["v"], dtype=self.dtype)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        """`count` records from row `start`, by one positioned read."""
+        if self._fd is None or self._pid != os.getpid():  # one descriptor per process (workers fork)
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        buf = bytearray(count * self.record)
+        got = os.preadv(self._fd, [buf], start * self.record)
+        if got != len(buf):
+            raise PseudosupError(f"{self.path}: short read at vector {start} (file truncated?)")
+        return np.frombuffer(buf, dtype=self._rec)
+
+    def records(self, rows: np.ndarray) -> np.ndarray:
+        """The (header, values) records of `rows` (any order, repeats allowed), read
+        as runs of consecutive rows."""
+        rows = np.where(rows < 0, rows + self.n, rows)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n):
+            raise IndexError(f"row index out of range for {self.n} vectors in {self.path}")
+        order = np.argsort(rows, kind="stable")
+        sr = rows[order]
+        cut = np.flatnonzero(np.diff(sr) != 1) + 1
+        out = np.empty(len(rows), dtype=self._rec)
+        for a, b in zip(np.r_[0, cut], np.r_[cut, len(sr)]):
+            out[order[a:b]] = self._read(int(sr[a]), int(sr[b - 1] - sr[a] + 1))
+        return out
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
 
     def __array__(self, dtype=None, copy=None):
         return self.load() if dtype is None else self.load().astype(dtype, copy=False)
 
     def _check_rows(self, rows: np.ndarray) -> None:
-        dims = self._mm["d"][rows]
+        dims = self.records(rows)["d"]
         bad = np.flatnonzero(dims != self.d)
         if len(bad):
             r = int(rows[bad[0]])
@@ -101,7 +145,7 @@ class VecsFile:
     def _chunks(self, chunk_rows: int | None = None):
         """(first row, records) blocks read with plain file reads, not through the map,
         so pages do not accumulate in this process's resident memory."""
-        chunk_rows = chunk_rows or max(1, (64 << 20) // self.record)
+        chunk_rows = chunk_rows or max(1, CHUNK_BYTES // self.record)
         with open(self.path, "rb") as f:
             for start in range(0, self.n, chunk_rows):
                 count = min(chunk_rows, self.n - start)
@@ -110,8 +154,9 @@ class VecsFile:
                     raise PseudosupError(f"{self.path}: truncated at vector {start + len(block)}")
                 yield start, block
 
-    def batches(self, rows: int = 65536):
-        """(first row, float/int values (rows, d)) blocks in order, each a fresh array."""
+    def batches(self, rows: int | None = None):
+        """(first row, float/int values (rows, d)) blocks in order, each a fresh array
+        (default: about 64 MB per block)."""
         for start, block in self._chunks(rows):
             yield start, np.ascontiguousarray(block["v"], dtype=self.dtype)
 
@@ -142,7 +187,7 @@ def write_vecs(path: str | Path, array: np.ndarray, kind: str | None = None) -> 
         out.tofile(tmp)
 
 
-def vecs_to_npy(src: str | Path, dst: str | Path, chunk_rows: int = 65536) -> tuple[int, int]:
+def vecs_to_npy(src: str | Path, dst: str | Path, chunk_rows: int | None = None) -> tuple[int, int]:
     """Stream a vector file into a .npy (float32 for fvecs), atomically, with one
     chunk in memory at a time. Returns (n, d)."""
     from numpy.lib import format as npformat
@@ -152,7 +197,7 @@ def vecs_to_npy(src: str | Path, dst: str | Path, chunk_rows: int = 65536) -> tu
     with atomic_path(dst) as tmp, open(tmp, "wb") as out:
         npformat.write_array_header_1_0(out, header)
         for _, block in vf.batches(chunk_rows):
-            out.write(block.tobytes())
+            out.write(memoryview(block).cast("B"))  # no extra copy
             _drop_written(out)
     return vf.n, vf.d
 
@@ -219,7 +264,7 @@ class StackedVectors:
                 out[lo - start:hi - start] = f[lo - self.offsets[b]:hi - self.offsets[b]]
         return out
 
-    def batches(self, rows: int = 65536):
+    def batches(self, rows: int | None = None):
         """(first item, values) blocks over all files, in item order."""
         for b, f in enumerate(self.files):
             for start, block in f.batches(rows):
