@@ -30,4 +30,4 @@ def names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from .hashing import itq, ldph, ldph_nn, lsh, pcah, sh  # noqa: F401
+    from .hashing import dsrh, itq, ldph, ldph_nn, lsh, pcah, sh  # noqa: F401
