@@ -26,6 +26,7 @@ then mirrors).
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import gzip
 import hashlib
@@ -66,9 +67,13 @@ class TransientError(Exception):
 
 def file_digest(path: Path, algo: str) -> str:
     h = hashlib.new(algo)
-    with open(path, "rb") as f:
+    size = path.stat().st_size
+    bar = byte_bar(f"{algo} {path.name}", size) if size > 64 * CHUNK else contextlib.nullcontext()
+    with open(path, "rb") as f, bar:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
+            if size > 64 * CHUNK:
+                bar.update(len(block))
     return h.hexdigest()
 
 

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ...io import PseudosupError, atomic_path
+from ...log import progress
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -92,7 +93,7 @@ def verify_tar(path: Path, required: tuple[str, ...] = ()) -> int:
     data are caught), check member names, and that `required` members exist.
     Returns the number of members."""
     seen, n = set(), 0
-    for tf, m, name in iter_tar(path):
+    for tf, m, name in progress(iter_tar(path), f"checking {Path(path).name}", unit="member"):
         n += 1
         seen.add(name)
         if m.isfile():
@@ -110,13 +111,12 @@ def verify_tar(path: Path, required: tuple[str, ...] = ()) -> int:
 
 
 def extract_members(archive: Path, wanted: dict[str, Path]) -> None:
-    """Extract the members `wanted` (archive path -> destination file). Every member
-    name is checked first, so nothing is written from an archive holding an escaping
-    path; each destination is written atomically."""
-    for _, _, _ in iter_tar(archive):  # full name check before writing anything
-        pass
+    """Extract the members `wanted` (archive path -> destination file) in one pass.
+    Every member name is checked on the way: an archive holding an escaping path is
+    refused (the caller builds the raw directory in a temporary sibling, which is then
+    discarded); writes only ever go to the fixed destinations, each atomically."""
     todo = {check_member_name(k, archive): v for k, v in wanted.items()}
-    for tf, m, name in iter_tar(archive):
+    for tf, m, name in progress(iter_tar(archive), f"extracting {Path(archive).name}", unit="member"):
         if name in todo and m.isfile():
             with atomic_path(todo.pop(name)) as tmp, open(tmp, "wb") as out:
                 try:
@@ -179,7 +179,7 @@ def to_plain_tar(src: Path, dest: Path) -> None:
         shutil.copyfile(src, dest)
     else:
         with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
-            for tf, m, name in iter_tar(src):
+            for tf, m, name in progress(iter_tar(src), f"decompressing {Path(src).name}", unit="member"):
                 if m.isfile():
                     m.name = name
                     out.addfile(m, tf.extractfile(m))
