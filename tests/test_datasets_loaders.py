@@ -20,8 +20,7 @@ from pseudosup.data.imagefolder import user_folder
 from pseudosup.data.loaders.archive import decode_image
 from pseudosup.data.loaders.safe_pickle import loads
 from pseudosup.data.nuswide import LOWLEVEL_RAR, NusWideImages, NusWideLowLevel, nus_zip
-from pseudosup.data.oxford import Buildings, crop_box
-from pseudosup.data.registry import RemoteFile
+from pseudosup.data.oxford import crop_box
 from pseudosup.data.splits import check_split, nuswide_protocol, per_label_sample
 from pseudosup.data.ukbench import UKBench
 from pseudosup.io import PseudosupError

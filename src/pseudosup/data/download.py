@@ -380,7 +380,8 @@ def fetch_file(spec: RemoteFile, dataset: Dataset, cache: Path, mirror: Path | N
 
 def _missing_error(dataset: Dataset, missing: list[RemoteFile], mirror: Path | None, shared: Path | None,
                    cache: Path, offline: bool) -> PseudosupError:
-    where = [f"{mirror} (and {mirror}/{dataset.name})" if mirror else f"mirror: not set (paths.mirror or ${MIRROR_ENV})"]
+    where = [f"{mirror} (and {mirror}/{dataset.name})" if mirror
+             else f"mirror: not set (paths.mirror or ${MIRROR_ENV})"]
     if dataset.shared is not None:
         where.append(f"{(shared or shared_data_dir()) / dataset.shared} (paths.shared_data)")
     where += [*dataset.local_dirs, str(cache)]

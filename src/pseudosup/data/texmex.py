@@ -102,8 +102,8 @@ def _sift_1m() -> Dataset:
             sha512="1c0c5dcb9d8cad4754ddec94985c0a4c4230f755bce4cd2b93efa9a84d5b2947"
                    "7b496e707ba5ca37804f7c7616d5ce7e5be9a6241ffe654c4fd7be295f0e6224",
             checksum_note="TEXMEX publishes no checksum; sha512 as pinned by ann-benchmarks "
-                          "(install/data-sift.sh; an older version pinned md5 b23d1b3b2ee8469d819b61ca900ef0ed); the extracted files are also checked by exact size "
-                          "and every vector header"),),
+                          "(install/data-sift.sh; an older version pinned md5 b23d1b3b2ee8469d819b61ca900ef0ed); "
+                          "the extracted files are also checked by exact size and every vector header"),),
         role_files=texmex_roles("sift"), counts={**SIFT_COUNTS, "groundtruth": SIFT_COUNTS["query"]},
         dim=128, top_k=100)
 
