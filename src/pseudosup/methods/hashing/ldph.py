@@ -295,9 +295,12 @@ class LDPH:
         model = cls(bits, params, seed)
         model.prep = _Prepared(arrays["mean"], arrays["P"], arrays["mu"], arrays["sigma"])
         n_layers = len([k for k in arrays if k.startswith("W") and k[1:].isdigit()])
-        net = Net.__new__(Net)
+        net = model._empty_net()
         net.W = [np.asarray(arrays[f"W{i}"]) for i in range(n_layers)]
         net.vW = [np.zeros_like(w) for w in net.W]
         net.dropout = float(model.p("dropout"))
         model.net = net
         return model
+
+    def _empty_net(self):
+        return Net.__new__(Net)

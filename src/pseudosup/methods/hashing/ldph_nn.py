@@ -120,6 +120,11 @@ class LDPHNN(LDPH):
         order = rng.permutation(len(pairs))
         return pairs[order], weights[order]
 
+    def _empty_net(self):
+        net = SkipNet.__new__(SkipNet)
+        net.mlp = int(self.p("hidden_units")) > 0
+        return net
+
     def _space(self, x):
         """Where neighbours and distances are measured: the original features ("raw",
         the space the ground truth lives in) or the z-scored network input ("input",
