@@ -1,10 +1,23 @@
 """Score a ranking of the database for every query of the split.
 
-With --model: Hamming ranking of the model's codes (mAP over the whole database,
-precision@K, precision/recall within radius r, the precision-recall curve over all
-radii). With --euclidean: Euclidean ranking of the real-valued features (the
-ceiling the hashing methods are compared with). Tie rule: params
-`evaluation.tie_rule` (see pseudosup.evaluation.ranking).
+With --model: Hamming ranking of the model's codes. With --euclidean: Euclidean ranking
+of the real-valued features (the ceiling the hashing methods are compared with). Tie
+rule: params `evaluation.tie_rule` (see pseudosup.evaluation.ranking, which states each
+metric's protocol and tie rule).
+
+Relevance, from the split file:
+- class: same label. Metrics: mAP over the whole database, mAP@K (`evaluation.map_at`,
+  when set), precision@K (`evaluation.precision_at`), precision/recall within Hamming
+  radius r, the precision-recall curve over all radii, the precision@N curve
+  (`evaluation.precision_curve_at`).
+- groundtruth: the query's top-K Euclidean neighbours in the database, K =
+  `evaluation.groundtruth_k` (100 as the LDPH authors): the dataset's ground-truth file
+  when it has one (its first K columns), otherwise computed exactly from the features
+  (faiss, ties by database index). Same metrics as class.
+- multilabel: level = number of shared labels, relevant = level >= 1. DSRH's metrics:
+  NDCG@`ndcg_at`, ACG@`acg_at`, weighted mAP@`wap_at`, precision@`multilabel_precision_at`,
+  plus mAP (whole ranking), mAP@K (the split's `map_at` or `evaluation.map_at`) and the
+  radius curves.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from pathlib import Path
 from .common import add_params_args, add_threads_arg, params_of, set_threads
 
 HELP = "evaluate a hashing model (or Euclidean ranking) on a split"
+ALLOWED_RELEVANCE = ("class", "groundtruth", "multilabel")
 
 
 def add_arguments(p) -> None:
@@ -23,7 +37,7 @@ def add_arguments(p) -> None:
     src.add_argument("--model", type=Path, help="hashing model file (.npz)")
     src.add_argument("--euclidean", action="store_true", help="rank by Euclidean distance of the features")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--raw", type=Path, required=True, help="raw directory (labels)")
+    p.add_argument("--raw", type=Path, required=True, help="raw directory (labels, ground truth, images)")
     p.add_argument("--features", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="metrics of this run (.json)")
@@ -32,50 +46,172 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     import numpy as np
 
-    from ..data import registry
     from ..data.splits import load_split
-    from ..evaluation import ranking as R
     from ..io import PseudosupError, load_array, write_json
     from ..log import log
 
     set_threads(args.threads)
     cfg = params_of(args).get_key("evaluation")
     split = load_split(args.split)
-    if split.relevance != "class":
-        raise PseudosupError(f"{args.split}: relevance '{split.relevance}' is not supported by this stage")
+    if split.relevance not in ALLOWED_RELEVANCE:
+        raise PseudosupError(f"{args.split}: relevance '{split.relevance}' is not scored by this stage "
+                             f"(supported: {list(ALLOWED_RELEVANCE)}); instance benchmarks use their own protocol")
     X, fmeta = load_array(args.features)
     q, db = split.part("queries"), split.part("database")
-    labels = registry.get(args.dataset).labels(args.raw)
-    rel = R.ClassRelevance(labels[q], labels[db])
-    k = cfg["precision_at"]
-    out = {"split": split.name, "feature": fmeta.get("feature"), "tie_rule": cfg["tie_rule"],
-           "queries": int(len(q)), "database": int(len(db))}
+    rel = relevance_of(split, args, X, q, db, cfg)
+    out = {"split": split.name, "relevance": split.relevance, "feature": fmeta.get("feature"),
+           "tie_rule": cfg["tie_rule"], "queries": int(len(q)), "database": int(len(db))}
     if args.euclidean:
-        ap, pk = R.euclidean_metrics(np.asarray(X[q]), np.asarray(X[db]), rel, k, cfg["query_batch"])
-        out.update(method="euclidean", bits=None, map=float(ap.mean()), precision_at_k=float(pk.mean()), k=k)
+        out.update(method="euclidean", bits=None)
+        out.update(_euclidean_metrics(np.asarray(X[q]), np.asarray(X[db]), rel, split, cfg))
     else:
-        from .train import load_model
+        from .train import load_model, model_inputs
         model, meta = load_model(args.model)
-        if meta["dim"] != X.shape[1]:
-            raise PseudosupError(f"{args.model}: trained on {meta['dim']}-d features, {args.features} has {X.shape[1]}")
-        qc, dbc = model.encode(np.asarray(X[q])), model.encode(np.asarray(X[db]))
-        out.update(_hamming_metrics(qc, dbc, model.bits, rel, cfg, args.threads))
+        Xq, Xdb = model_inputs(model, meta, args, X, q, db)
+        qc, dbc = model.encode(Xq), model.encode(Xdb)
         out.update(method=meta["method"], bits=meta["bits"])
+        out.update(_hamming_metrics(qc, dbc, model.bits, rel, split, cfg, args.threads))
     write_json(args.out, out)
-    log.info("%s %s: mAP %.4f, P@%d %.4f", out["feature"], out["method"], out["map"], k, out["precision_at_k"])
+    log.info("%s %s: mAP %.4f%s", out["feature"], out["method"], out["map"],
+             f", NDCG@{cfg['ndcg_at']} {out['ndcg']:.4f}" if "ndcg" in out else "")
 
 
-def _hamming_metrics(qc, dbc, bits, rel, cfg, threads) -> dict:
+def relevance_of(split, args, X, q, db, cfg):
+    """The relevance object of the split (see the module docstring)."""
+    import numpy as np
+
+    from ..data import registry
+    from ..evaluation import ranking as R
+    from ..io import PseudosupError
+
+    ds = registry.get(args.dataset)
+    if split.relevance == "class":
+        labels = ds.labels(args.raw)
+        return R.ClassRelevance(labels[q], labels[db])
+    if split.relevance == "multilabel":
+        labels = np.asarray(ds.labels(args.raw))
+        if labels.ndim != 2:
+            raise PseudosupError(f"{args.split}: relevance 'multilabel' needs multi-hot labels (n, L); dataset "
+                                 f"'{args.dataset}' gives shape {labels.shape}")
+        cols = (getattr(split, "extra", None) or {}).get("label_columns")
+        if cols is not None:
+            labels = labels[:, np.asarray(cols)]
+        return R.MultiLabelRelevance(labels[q], labels[db])
+    k = int(cfg["groundtruth_k"])
+    try:
+        gt = np.asarray(ds.groundtruth(args.raw))
+    except PseudosupError:
+        gt = None
+    if gt is None or gt.ndim != 2:
+        return R.ListRelevance(R.euclidean_ground_truth(X[q], X[db], k, threads=args.threads), len(db))
+    if gt.shape[1] < k:
+        raise PseudosupError(f"evaluation.groundtruth_k = {k} but the ground-truth file of '{args.dataset}' has "
+                             f"only {gt.shape[1]} neighbours per query; use at most {gt.shape[1]}")
+    if len(gt) != len(q):
+        raise PseudosupError(f"{args.split}: {len(q)} queries but the ground truth of '{args.dataset}' has "
+                             f"{len(gt)} rows")
+    return R.ListRelevance(gt[:, :k], len(db))
+
+
+def _map_cutoff(split, cfg):
+    extra = getattr(split, "extra", None) or {}
+    return extra.get("map_at") or cfg.get("map_at")
+
+
+def _hamming_metrics(qc, dbc, bits, rel, split, cfg, threads) -> dict:
     from ..evaluation import ranking as R
 
-    k, rule, r = cfg["precision_at"], cfg["tie_rule"], cfg["hamming_radius"]
-    total, hits = R.hamming_histograms(qc, dbc, bits, rel, cfg["query_batch"], threads)
+    rule, r = cfg["tie_rule"], cfg["hamming_radius"]
+    graded = isinstance(rel, R.MultiLabelRelevance)
+    counts = R.level_histograms(qc, dbc, bits, rel, threads) if graded else None
+    if graded:
+        total, hits = counts.sum(axis=2), counts[:, :, 1:].sum(axis=2)
+    else:
+        total, hits = R.hamming_histograms(qc, dbc, bits, rel, cfg["query_batch"], threads)
+    out = _binary_metrics(qc, dbc, total, hits, rel, split, cfg, threads)
+    precision, recall = R.radius_curves(total, hits)
+    out.update({"precision_radius": float(R.precision_within_radius(total, hits, r).mean()),
+                "recall_radius": float(recall[min(r, bits)]), "radius": r,
+                "pr_curve": {"precision": precision.round(6).tolist(), "recall": recall.round(6).tolist()}})
+    if graded:
+        ks = _graded_ks(cfg)
+        g = R.hamming_graded_by_index(qc, dbc, rel, cfg["query_batch"], **ks) if rule == "index" else \
+            R.graded_metrics(counts, rule=rule, **ks)
+        out.update(_graded_out(g, ks))
+    return out
+
+
+def _binary_metrics(qc, dbc, total, hits, rel, split, cfg, threads) -> dict:
+    from ..evaluation import ranking as R
+
+    k, rule, k_map = cfg["precision_at"], cfg["tie_rule"], _map_cutoff(split, cfg)
+    curve_at = list(cfg["precision_curve_at"])
     if rule == "index":
-        ap, pk = R.hamming_ranking_by_index(qc, dbc, rel, k, cfg["query_batch"])
+        ap, pk = R.hamming_ranking_by_index(qc, dbc, rel, k, cfg["query_batch"], threads)
+        curve = [float(R.hamming_ranking_by_index(qc, dbc, rel, n, cfg["query_batch"], threads)[1].mean())
+                 for n in curve_at]
+        m_at = _map_at_by_index(qc, dbc, rel, k_map, cfg) if k_map else None
     else:
         ap = R.ap_from_histograms(total, hits, rule)
         pk = R.precision_at_k_from_histograms(total, hits, k, rule)
-    precision, recall = R.radius_curves(total, hits)
-    return {"map": float(ap.mean()), "precision_at_k": float(pk.mean()), "k": k,
-            "precision_radius": float(precision[min(r, bits)]), "recall_radius": float(recall[min(r, bits)]),
-            "radius": r, "pr_curve": {"precision": precision.round(6).tolist(), "recall": recall.round(6).tolist()}}
+        curve = R.precision_curve(total, hits, curve_at, rule).tolist()
+        m_at = float(R.map_at_k(total, hits, int(k_map), rule).mean()) if k_map else None
+    out = {"map": float(ap.mean()), "precision_at_k": float(pk.mean()), "k": k,
+           "precision_curve": {"n": curve_at, "precision": [round(float(c), 6) for c in curve]}}
+    if m_at is not None:
+        out.update(map_at_k=m_at, map_at=int(k_map))
+    return out
+
+
+def _map_at_by_index(qc, dbc, rel, k_map, cfg) -> float:
+    import numpy as np
+
+    from ..evaluation import ranking as R
+    from ..methods.codes import hamming, to_words
+
+    qw, dbw = to_words(qc), to_words(dbc)
+    vals = []
+    for q0 in range(0, len(qw), cfg["query_batch"]):
+        q1 = min(q0 + cfg["query_batch"], len(qw))
+        order = np.argsort(hamming(qw[q0:q1], dbw), axis=1, kind="stable")
+        ranked = np.take_along_axis(rel.mask(q0, q1), order, axis=1)
+        vals.append(R.ranked_metrics(ranked, 1, int(k_map))["map_at_k"])
+    return float(np.concatenate(vals).mean())
+
+
+def _graded_ks(cfg) -> dict:
+    return {"k_ndcg": cfg["ndcg_at"], "k_acg": cfg["acg_at"], "k_wap": cfg["wap_at"],
+            "k_precision": cfg["multilabel_precision_at"]}
+
+
+def _graded_out(g, ks) -> dict:
+    return {"ndcg": float(g["ndcg"].mean()), "acg": float(g["acg"].mean()), "wap": float(g["wap"].mean()),
+            "precision_top": float(g["precision"].mean()),
+            "graded_at": {"ndcg": ks["k_ndcg"], "acg": ks["k_acg"], "wap": ks["k_wap"], "precision": ks["k_precision"]}}
+
+
+def _euclidean_metrics(Xq, Xdb, rel, split, cfg) -> dict:
+    import numpy as np
+
+    from ..evaluation import ranking as R
+
+    k, k_map = cfg["precision_at"], _map_cutoff(split, cfg)
+    db = np.ascontiguousarray(Xdb, dtype=np.float32)
+    db_sq = (db ** 2).sum(1)
+    q = np.ascontiguousarray(Xq, dtype=np.float32)
+    dist = lambda a, b: R.squared_l2(q[a:b], db, db_sq)  # noqa: E731
+    if isinstance(rel, R.MultiLabelRelevance):
+        ks = _graded_ks(cfg)
+        g = R.graded_by_distance(dist, len(q), rel, cfg["query_batch"], **ks)
+        ap, pk = R.ranking_metrics_by_distance(dist, len(q), rel, k, cfg["query_batch"])
+        return {"map": float(ap.mean()), "precision_at_k": float(pk.mean()), "k": k, **_graded_out(g, ks)}
+    ap, pk = R.ranking_metrics_by_distance(dist, len(q), rel, k, cfg["query_batch"])
+    out = {"map": float(ap.mean()), "precision_at_k": float(pk.mean()), "k": k}
+    if k_map:
+        vals = []
+        for q0 in range(0, len(q), cfg["query_batch"]):
+            q1 = min(q0 + cfg["query_batch"], len(q))
+            order = np.argsort(dist(q0, q1), axis=1, kind="stable")
+            vals.append(R.ranked_metrics(np.take_along_axis(rel.mask(q0, q1), order, axis=1), 1, int(k_map))["map_at_k"])
+        out.update(map_at_k=float(np.concatenate(vals).mean()), map_at=int(k_map))
+    return out

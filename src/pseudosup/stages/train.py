@@ -1,7 +1,15 @@
 """Fit a hashing method on the split's training items; save a self-describing model.
 
 The model file (.npz) holds the method, its params, the code length, the arrays that
-define the hash function (mean, projections), the training set and the code version.
+define the hash function (mean, projections, network weights), the training set and
+the code version; `load_model` rebuilds any registered hasher from it.
+
+Supervised hashers (DSRH) also read the training items' labels (--dataset/--raw);
+image hashers (dsrh_cnn) read the images of the dataset instead of --features (the
+features file still names the items' feature space for the record). Everything that
+can be checked is checked before training starts: the code length, the reference
+hasher of LDPH, more bits than feature dimensions where PCA is needed, NaN or constant
+feature columns, an empty training split.
 """
 
 from __future__ import annotations
@@ -11,15 +19,19 @@ from pathlib import Path
 from .common import add_params_args, add_threads_arg, params_of, set_threads
 
 HELP = "fit a hashing method and save the model"
+ALLOWED_BITS = (8, 16, 24, 32, 48, 64, 96, 128, 256)
+PCA_HASHERS = ("pcah", "itq", "ldph", "ldph_nn")
 
 
 def add_arguments(p) -> None:
     add_params_args(p, "seed, methods.<method>")
     add_threads_arg(p)
     p.add_argument("--method", required=True, help="name in params `methods`")
-    p.add_argument("--bits", type=int, required=True, help="code length")
+    p.add_argument("--bits", type=int, required=True, help=f"code length, one of {list(ALLOWED_BITS)}")
     p.add_argument("--features", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True)
+    p.add_argument("--dataset", default=None, help="dataset name (labels/images for supervised or image hashers)")
+    p.add_argument("--raw", type=Path, default=None, help="raw directory of the dataset")
     p.add_argument("--out", type=Path, required=True, help="model file (.npz)")
 
 
@@ -36,20 +48,95 @@ def run(args) -> None:
     params = params_of(args)
     cfg = params.get_key(f"methods.{args.method}")
     seed = params.get_key("seed")
+    cls = check_method(args, cfg)
     split = load_split(args.split)
-    X, fmeta = load_array(args.features)
     train = split.part("train")
-    hasher = registry.get(cfg["hasher"])(args.bits, cfg, seed)
-    log.info("fitting %s (%s) with %d bits on %d x %d", args.method, cfg["hasher"], args.bits, len(train), X.shape[1])
-    hasher.fit(np.asarray(X[train]))
+    X, fmeta = load_array(args.features)
+    hasher = cls(args.bits, cfg, seed)
+    inputs = training_inputs(hasher, args, X, train)
+    labels = training_labels(hasher, args, train)
+    log.info("fitting %s (%s) with %d bits on %d items", args.method, cfg["hasher"], args.bits, len(train))
+    hasher.fit(inputs, labels) if labels is not None else hasher.fit(inputs)
     meta = {"method": args.method, "hasher": cfg["hasher"], "params": cfg, "bits": args.bits, "seed": seed,
             "feature": fmeta.get("feature"), "dim": int(X.shape[1]), "split": split.name,
-            "train_items": int(len(train)), "code_version": code_version()}
-    save_npz(args.out, meta, **hasher.arrays())
+            "inputs": getattr(hasher, "inputs", "features"), "train_items": int(len(train)),
+            "code_version": code_version()}
+    if getattr(hasher, "history", None):
+        meta["training_history"] = hasher.history
+    save_npz(args.out, meta, **{k: np.asarray(v) for k, v in hasher.arrays().items()})
+
+
+def check_method(args, cfg):
+    """The method's own settings, before any data is read."""
+    from ..io import PseudosupError
+    from ..methods import registry
+
+    if args.bits not in ALLOWED_BITS:
+        raise PseudosupError(f"--bits {args.bits} (experiments.<name>.bits): not one of {list(ALLOWED_BITS)}")
+    cls = registry.get(cfg["hasher"])
+    if "reference" in cfg:
+        try:
+            registry.get(cfg["reference"])
+        except PseudosupError as e:
+            raise PseudosupError(f"methods.{args.method}.reference: {e}") from None
+    return cls
+
+
+def training_inputs(hasher, args, X, train):
+    """The training items' features (checked), or their images for image hashers."""
+    import numpy as np
+
+    from ..io import PseudosupError
+
+    if len(train) == 0:
+        raise PseudosupError(f"{args.split}: the 'train' part is empty; nothing to fit {args.method} on")
+    if getattr(hasher, "inputs", "features") == "images":
+        return _dataset(args).images(args.raw)[train]
+    Xt = np.asarray(X[train], dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(Xt).all(axis=0))
+    if len(bad):
+        raise PseudosupError(f"{args.features}: NaN or infinite values in feature columns {bad[:10].tolist()} "
+                             "of the training items; fix the feature stage")
+    varying = int((Xt.max(axis=0) > Xt.min(axis=0)).sum()) if len(Xt) else 0
+    if getattr(hasher, "name", "") in PCA_HASHERS and args.bits > varying:
+        raise PseudosupError(f"{args.features}: {args.bits} bits need PCA to {args.bits} dimensions but only "
+                             f"{varying} of the {Xt.shape[1]} feature columns vary on the training items "
+                             f"(the others are constant); use at most {varying} bits")
+    return Xt
+
+
+def training_labels(hasher, args, train):
+    if not getattr(hasher, "supervised", False):
+        return None
+    return _dataset(args).labels(args.raw)[train]
+
+
+def _dataset(args):
+    from ..data import registry as data_registry
+    from ..io import PseudosupError
+
+    if args.dataset is None or args.raw is None:
+        raise PseudosupError(f"method {args.method}: this hasher needs the dataset's labels or images; "
+                             "pass --dataset and --raw (the train rule does)")
+    return data_registry.get(args.dataset)
+
+
+def model_inputs(model, meta, args, X, q, db):
+    """What a model encodes for the queries and the database: features, or images."""
+    import numpy as np
+
+    from ..io import PseudosupError
+
+    if meta.get("inputs", "features") == "images":
+        images = _dataset(args).images(args.raw)
+        return images[q], images[db]
+    if meta.get("dim") is not None and meta["dim"] != X.shape[1]:
+        raise PseudosupError(f"{args.model}: trained on {meta['dim']}-d features, {args.features} has {X.shape[1]}")
+    return np.asarray(X[q]), np.asarray(X[db])
 
 
 def load_model(path: Path):
-    """Rebuild a hasher from its model file."""
+    """Rebuild any registered hasher from its model file."""
     from ..io import load_npz
     from ..methods import registry
 

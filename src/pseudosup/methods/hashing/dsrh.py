@@ -253,6 +253,7 @@ class DSRHCNN(_DSRHBase):
     """DSRH on images: MobileNetV2 backbone + the same head. X = uint8 images (n, h, w, 3)."""
 
     name = "dsrh_cnn"
+    inputs = "images"
     extra_defaults = {"backbone_weights": None, "image_size": 128, "finetune_blocks": 0, "backbone_batch": 64}
 
     def __init__(self, bits, params=None, seed=0):
