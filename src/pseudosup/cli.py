@@ -37,6 +37,7 @@ STAGES = {
     "validate-params": "validate_params",
     "dvc-yaml": "dvc_yaml",
     "readme": "readme",
+    "slurm-check": "slurm_check",
 }
 
 

@@ -31,6 +31,7 @@ def run(args) -> None:
     from .. import code_version
     from ..data import registry
     from ..data.splits import load_split
+    from ..device import describe
     from ..features import smallcnn
     from ..io import PseudosupError, atomic_path
     from ..log import log
@@ -60,6 +61,8 @@ def run(args) -> None:
     meta = {"kind": "small-cnn", "feature": args.feature, "dataset": args.dataset, "split": split.name,
             "part": cfg["part"], "in_channels": 1 if images.ndim == 3 else images.shape[-1],
             "n_classes": int(len(classes)), "classes": classes.tolist(), "config": cfg, "seed": seed,
-            "history": history, "query_accuracy": q_acc, "code_version": code_version()}
+            "history": history, "query_accuracy": q_acc, "code_version": code_version(),
+            # where the weights were actually trained (read off the model, not assumed)
+            "device": describe(next(model.parameters()).device)}
     with atomic_path(args.out) as tmp:
         torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
