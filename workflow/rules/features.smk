@@ -18,6 +18,8 @@ rule pretrain_cnn:
     resources:
         mem_mb=3000,
         runtime=60,
+        # GPUs per job from params `gpus` (0: CPU only; SLURM jobs request them with --gpus)
+        gpu=config.get("gpus", 0),
     shell:
         "pseudosup pretrain --params {params.file} --keys {params.p} --threads {threads} "
         "--dataset {wildcards.dataset} --raw {input.raw} --split {input.split} "
@@ -42,6 +44,8 @@ rule extract_features:
     resources:
         mem_mb=3000,
         runtime=60,
+        # only CNN extractors can use a GPU
+        gpu=lambda w: config.get("gpus", 0) if config["features"][w.feature]["extractor"] in ("small-cnn", "cnn") else 0,
     shell:
         "pseudosup features --params {params.file} --keys {params.p} --threads {threads} "
         "--dataset {wildcards.dataset} --raw {input.raw} --feature {wildcards.feature} "

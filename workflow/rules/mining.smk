@@ -22,6 +22,8 @@ rule mine_pairs:
     resources:
         mem_mb=4000,
         runtime=60,
+        # kNN on GPUs when params `gpus` > 0 and the node's faiss build supports them
+        gpu=config.get("gpus", 0),
     shell:
         "pseudosup mine --params {params.file} --keys {params.p} --threads {threads} "
         "--dataset {params.dataset} --raw {input.raw} --features {input.features} "
