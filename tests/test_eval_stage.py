@@ -37,10 +37,14 @@ def test_method_checks_name_the_param(kw, cfg, msg):
 def test_training_input_checks_name_the_file():
     rng = np.random.default_rng(0)
     itq = T.check_method(args(), {"hasher": "itq"})(16, {}, 0)
+    ldph = T.check_method(args(), {"hasher": "ldph"})(16, {}, 0)
     X = rng.standard_normal((50, 20))
+    with pytest.raises(PseudosupError, match="feat.npy: 32 bits need PCA to 32 dimensions .* only 20"):
+        T.training_inputs(itq, args(bits=32), X, np.arange(50))
     X[:, 5:] = 1.0  # 15 constant columns: only 5 vary
-    with pytest.raises(PseudosupError, match="feat.npy: 16 bits need PCA .* only 5 of the 20"):
-        T.training_inputs(itq, args(), X, np.arange(50))
+    T.training_inputs(itq, args(), X, np.arange(50))  # ITQ copes (a warning in the log)
+    with pytest.raises(PseudosupError, match="feat.npy: 16 bits need 16 varying PCA directions .* only 5 of the 20"):
+        T.training_inputs(ldph, args(), X, np.arange(50))
     X[3, 2] = np.nan
     with pytest.raises(PseudosupError, match="feat.npy: NaN .* columns \\[2\\]"):
         T.training_inputs(itq, args(), X, np.arange(50))

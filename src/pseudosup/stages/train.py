@@ -21,6 +21,7 @@ from .common import add_params_args, add_threads_arg, params_of, set_threads
 HELP = "fit a hashing method and save the model"
 ALLOWED_BITS = (8, 16, 24, 32, 48, 64, 96, 128, 256)
 PCA_HASHERS = ("pcah", "itq", "ldph", "ldph_nn")
+ZSCORE_HASHERS = ("ldph", "ldph_nn")
 
 
 def add_arguments(p) -> None:
@@ -98,10 +99,18 @@ def training_inputs(hasher, args, X, train):
         raise PseudosupError(f"{args.features}: NaN or infinite values in feature columns {bad[:10].tolist()} "
                              "of the training items; fix the feature stage")
     varying = int((Xt.max(axis=0) > Xt.min(axis=0)).sum()) if len(Xt) else 0
-    if getattr(hasher, "name", "") in PCA_HASHERS and args.bits > varying:
-        raise PseudosupError(f"{args.features}: {args.bits} bits need PCA to {args.bits} dimensions but only "
+    if args.bits > Xt.shape[1] and getattr(hasher, "name", "") in PCA_HASHERS:
+        raise PseudosupError(f"{args.features}: {args.bits} bits need PCA to {args.bits} dimensions but the "
+                             f"features have only {Xt.shape[1]}; use at most {Xt.shape[1]} bits")
+    if args.bits > varying and getattr(hasher, "name", "") in ZSCORE_HASHERS:
+        # LDPH z-scores its PCA directions: a direction without variance cannot be scaled
+        raise PseudosupError(f"{args.features}: {args.bits} bits need {args.bits} varying PCA directions but only "
                              f"{varying} of the {Xt.shape[1]} feature columns vary on the training items "
-                             f"(the others are constant); use at most {varying} bits")
+                             f"(the others are constant); use at most {varying} bits for {args.method}")
+    if varying < Xt.shape[1]:
+        from ..log import log
+        log.warning("%s: %d of %d feature columns are constant on the training items", args.features,
+                    Xt.shape[1] - varying, Xt.shape[1])
     return Xt
 
 
