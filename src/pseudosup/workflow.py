@@ -52,7 +52,24 @@ class Plan:
         return self.config["experiments"][name]
 
     def targets(self, names=None) -> list[str]:
-        return list(names if names is not None else self.config["targets"])
+        """The experiments to build: `names`, else params `targets` minus those whose
+        dataset cannot be obtained here (see `skipped`)."""
+        if names is not None:
+            return list(names)
+        return [e for e in self.config["targets"] if e not in self.skipped()]
+
+    def skipped(self) -> dict[str, str]:
+        """Targets whose dataset is unavailable (e.g. ../shared/data absent), with why.
+        They are left out with a message, never faked."""
+        if not hasattr(self, "_skipped"):
+            from .data import registry
+
+            self._skipped = {}
+            for e in self.config["targets"]:
+                ok, why = registry.get(self.dataset(e)).available(self.config.get("paths"))
+                if not ok:
+                    self._skipped[e] = why
+        return self._skipped
 
     def dataset(self, experiment: str) -> str:
         return self.experiment(experiment)["dataset"]

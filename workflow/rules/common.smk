@@ -1,5 +1,6 @@
 # Shared setup: the params file, its validation, the experiment plan, helpers.
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 
@@ -27,6 +28,8 @@ except PseudosupError as e:
 
 PLAN = Plan(config)
 THREADS = config["threads"]
+for _exp, _why in PLAN.skipped().items():
+    print(f"pseudosup: skipping experiment '{_exp}': {_why}", file=sys.stderr)
 
 wildcard_constraints:
     **WILDCARD_CONSTRAINTS,

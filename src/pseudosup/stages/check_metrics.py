@@ -10,7 +10,11 @@ HELP = "compare metrics with committed baselines; non-zero exit on any regressio
 
 
 def add_arguments(p) -> None:
-    p.add_argument("metrics", type=Path, nargs="+", help="results/metrics/<experiment>.json files")
+    p.add_argument("metrics", type=Path, nargs="*",
+                   help="results/metrics/<experiment>.json files (default: those of params `targets`)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"),
+                   help="with no metrics files given: check every target experiment of this params file "
+                        "(targets whose data is unavailable are reported as skipped)")
     p.add_argument("--baselines", type=Path, default=Path("baselines"), help="directory of baselines (default baselines/)")
 
 
@@ -18,7 +22,7 @@ def run(args) -> int:
     from ..gate import check
 
     failed = 0
-    for path in args.metrics:
+    for path in args.metrics or _target_metrics(args.params):
         regress, improve, new = check(path, args.baselines)
         print(f"{path}: {len(regress)} regression(s), {len(improve)} improvement(s) beyond tolerance, "
               f"{len(new)} metric(s) without a baseline")
@@ -34,3 +38,13 @@ def run(args) -> int:
         return 1
     print("metrics gate passed")
     return 0
+
+
+def _target_metrics(params_path: Path) -> list[Path]:
+    from ..params import load
+    from ..workflow import Plan, path
+
+    plan = Plan(load(params_path))
+    for exp, why in plan.skipped().items():
+        print(f"{exp}: skipped, not gated: {why}")
+    return [Path(path("metrics", experiment=e)) for e in plan.targets()]
