@@ -31,6 +31,14 @@ def multilabels(n, L=5, seed=0):
     return Y
 
 
+@pytest.fixture(autouse=True)
+def torch_one_thread(request):
+    """Tiny torch models: several threads only spin-wait, badly so on a loaded machine."""
+    if "dsrh" in request.node.name:
+        import torch
+        torch.set_num_threads(1)
+
+
 def fit(name, bits, X, seed=1, params=None):
     model = registry.get(name)(bits, params if params is not None else FAST[name], seed)
     return model.fit(X, multilabels(len(X))) if getattr(model, "supervised", False) else model.fit(X)

@@ -54,6 +54,9 @@ def run(args) -> None:
     train = split.part("train")
     X, fmeta = load_array(args.features)
     hasher = cls(args.bits, cfg, seed)
+    if getattr(hasher, "supervised", False):  # torch models: the job's threads, no more
+        import torch
+        torch.set_num_threads(args.threads)
     inputs = training_inputs(hasher, args, X, train)
     labels = training_labels(hasher, args, train)
     log.info("fitting %s (%s) with %d bits on %d items", args.method, cfg["hasher"], args.bits, len(train))
