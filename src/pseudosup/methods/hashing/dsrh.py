@@ -40,32 +40,52 @@ DEFAULTS = {"hidden": 512, "dropout": 0.5, "margin": 5.0, "balance": 1.0, "weigh
             "standardize": True}
 
 
-def sample_triplets(labels: np.ndarray, rng: np.random.Generator):
-    """The authors' triplets for every item: (q, positive, negative, weight) arrays."""
+def sample_triplets(labels: np.ndarray, rng: np.random.Generator, block: int = 512):
+    """The authors' triplets for every item: (q, positive, negative, weight) arrays.
+    Vectorised by row blocks: a uniform choice among the items meeting a condition is
+    the argmax of uniform random keys masked by the condition."""
     Y = labels.astype(np.int32)
-    rel = Y @ Y.T
-    np.fill_diagonal(rel, -1)  # an item is never its own partner
-    qs, ps, ns, ws = [], [], [], []
-    for q in range(len(Y)):
-        r = rel[q]
-        neg = np.flatnonzero(r == 0)
-        pos = np.flatnonzero(r > 0)
-        if len(neg) == 0 or len(pos) == 0:
-            continue
-        n = neg[rng.integers(len(neg))]
-        top = r.max()
-        lower = pos[r[pos] < top]
-        if top > 1 and len(lower):
-            best = np.flatnonzero(r == top)
-            a, b = best[rng.integers(len(best))], lower[rng.integers(len(lower))]
-            z = (2.0 ** r[a] - 1) / math.log(2) + (2.0 ** r[b] - 1) / math.log(3)
-            for p, m, w in ((a, b, 2.0 ** r[a] - 2.0 ** r[b]), (a, n, 2.0 ** r[a] - 1), (b, n, 2.0 ** r[b] - 1)):
-                qs.append(q), ps.append(p), ns.append(m), ws.append(w / z)
-        else:
-            p = pos[rng.integers(len(pos))]
-            qs.append(q), ps.append(p), ns.append(n), ws.append(math.log(2))
-    return (np.array(qs, dtype=np.int64), np.array(ps, dtype=np.int64), np.array(ns, dtype=np.int64),
-            np.array(ws, dtype=np.float32))
+    n = len(Y)
+    parts = []
+    for r0 in range(0, n, block):
+        rel = Y[r0:r0 + block] @ Y.T
+        rel[np.arange(len(rel)), np.arange(r0, r0 + len(rel))] = -1  # never its own partner
+        parts.append(_block_triplets(rel, r0, rng))
+    q, p, m, w = (np.concatenate(x) for x in zip(*parts)) if parts else ([],) * 4
+    return (np.asarray(q, dtype=np.int64), np.asarray(p, dtype=np.int64), np.asarray(m, dtype=np.int64),
+            np.asarray(w, dtype=np.float32))
+
+
+def _pick(mask: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    return np.where(mask, keys, -1.0).argmax(axis=1)
+
+
+def _block_triplets(rel, r0, rng):
+    rows = np.arange(len(rel))
+    top = rel.max(axis=1)
+    ok = (rel == 0).any(axis=1) & (top > 0)
+    # one key matrix serves every pick: the masks used together for a query are disjoint
+    # (no shared label / best level / lower level; any positive only when there is no pair
+    # of levels), so the picks are independent uniform choices
+    keys = rng.random(rel.shape, dtype=np.float32)
+    neg = _pick(rel == 0, keys)
+    best = _pick(rel == top[:, None], keys)
+    lower_mask = (rel > 0) & (rel < top[:, None])
+    has_lower = lower_mask.any(axis=1)
+    lower = _pick(lower_mask, keys)
+    any_pos = _pick(rel > 0, keys)
+    graded = ok & (top > 1) & has_lower
+    single = ok & ~graded
+    ra, rb = rel[rows, best].astype(np.float64), rel[rows, lower].astype(np.float64)
+    z = (2.0 ** ra - 1) / math.log(2) + (2.0 ** rb - 1) / math.log(3)
+    g = np.flatnonzero(graded)
+    q = np.concatenate([np.repeat(g, 3), np.flatnonzero(single)])
+    pos = np.concatenate([np.stack([best[g], best[g], lower[g]], 1).ravel(), any_pos[single]])
+    neg_ = np.concatenate([np.stack([lower[g], neg[g], neg[g]], 1).ravel(), neg[single]])
+    w = np.concatenate([(np.stack([2.0 ** ra[g] - 2.0 ** rb[g], 2.0 ** ra[g] - 1, 2.0 ** rb[g] - 1], 1)
+                         / z[g, None]).ravel(), np.full(single.sum(), math.log(2))])
+    order = np.argsort(q, kind="stable")  # per query, in the authors' order
+    return q[order] + r0, pos[order], neg_[order], w[order]
 
 
 def _head(d_in: int, hidden: int, bits: int, dropout: float):
