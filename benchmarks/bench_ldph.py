@@ -70,6 +70,28 @@ def features_protocol(features: Path, labels: Path, n_queries: int, gt_k: int, s
                         f"the other {len(db)}, relevant = top-{gt_k} L2 neighbours, tie rule index"}
 
 
+def cifar10_cnn_features(cache: Path, size: int, threads: int) -> tuple[Path, Path]:
+    """Global-average-pooled 1,280-d MobileNetV2 features (ImageNet weights: the bundled
+    uint8 TFLite model, dequantised float network) of the 10,000 CIFAR-10 test images
+    (../shared/data/cifar10-test-jpg.tar) resized to size x size; cached."""
+    import torch
+
+    from pseudosup.methods.hashing.dsrh import DSRHCNN
+    from pseudosup.methods.hashing.dsrh_data import read_cifar10_test_jpg
+
+    feats, labs = cache / f"cifar10-test-mnv2-{size}.npy", cache / "cifar10-test-labels.npy"
+    if not feats.exists():
+        torch.set_num_threads(threads)
+        images, labels, _ = read_cifar10_test_jpg(SHARED / "cifar10-test-jpg.tar")
+        cnn = DSRHCNN(64, {"backbone_weights": str(SHARED / "coral" / "mobilenet_v2_1.0_224_quant.tflite"),
+                           "image_size": size})
+        cnn.backbone = cnn._make_backbone()
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(labs, labels)
+        np.save(feats, cnn._pooled(images))
+    return feats, labs
+
+
 def make(spec: str, bits: int, seed: int):
     from pseudosup.methods import registry
 
@@ -92,7 +114,10 @@ def run_one(spec, bits, seed, data, rel, threads):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="sift-real-small", choices=["sift-real-small", "features"])
+    ap.add_argument("--dataset", default="sift-real-small", choices=["sift-real-small", "features", "cifar10-cnn"])
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/pseudosup-bench"),
+                    help="where cifar10-cnn caches its computed features (not committed)")
+    ap.add_argument("--image-size", type=int, default=128, help="cifar10-cnn: input size of MobileNetV2")
     ap.add_argument("--features", type=Path)
     ap.add_argument("--labels", type=Path)
     ap.add_argument("--n-queries", type=int, default=1000)
@@ -111,6 +136,8 @@ def main() -> int:
     set_threads(args.threads)
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     t0 = time.time()
+    if args.dataset == "cifar10-cnn":
+        args.features, args.labels = cifar10_cnn_features(args.cache, args.image_size, args.threads)
     data = sift_real_small() if args.dataset == "sift-real-small" else \
         features_protocol(args.features, args.labels, args.n_queries, args.gt_k, 0)
     rel = R.ListRelevance(data["gt"], len(data["database"]))
