@@ -232,3 +232,19 @@ def test_mosaics_are_seeded_and_labelled_by_the_classes_present():
         assert np.array_equal(np.flatnonzero(lab), np.unique(labels[src]))
         assert np.array_equal(mos[:4, :4], imgs[src[0]]) and np.array_equal(mos[4:, 4:], imgs[src[3]])
     assert a["db_images"].shape == (50, 8, 8, 3)
+
+
+@pytest.mark.shared_data
+def test_scene_reader_on_the_real_files():
+    from tests.conftest import SHARED
+
+    X, Y, n_train = dsrh_data.read_scene(SHARED / "scene")
+    assert X.shape == (2407, 294) and Y.shape == (2407, 6) and n_train == 1211
+    assert 0 <= X.min() and X.max() <= 1 and set(np.unique(Y)) == {0, 1}
+
+
+def test_scene_reader_names_a_bad_file(tmp_path):
+    (tmp_path / "scene-train.arff").write_text("1,2,3\n")
+    (tmp_path / "scene-test.arff").write_text("1,2,3\n")
+    with pytest.raises(PseudosupError, match="scene-train.arff: 3 columns"):
+        dsrh_data.read_scene(tmp_path)
