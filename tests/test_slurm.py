@@ -94,9 +94,10 @@ def test_device_record_names_only_the_hardware(no_device_env):
     from pseudosup import device
 
     rec = device.describe(torch.device("cpu"), 0)
-    assert rec == {"torch": "cpu", "faiss": "cpu"}  # no host, job id or time: outputs stay identical
-    assert device.describe(None, 2) == {"faiss": "gpu x2"}
-    assert device.describe(torch.device("cpu")) == {"torch": "cpu"}
+    assert rec == {"kind": "cpu", "torch": "cpu", "faiss": "cpu"}  # no host, job id or time
+    assert device.describe(None, 2) == {"kind": "cuda", "faiss": "gpu x2"}
+    assert device.describe(torch.device("cpu")) == {"kind": "cpu", "torch": "cpu"}
+    assert device.describe() == {"kind": "cpu"}  # numpy/OpenCV-only stages
     json.dumps(rec)
 
 
@@ -283,7 +284,7 @@ def test_documented_commands_run_every_job_as_a_slurm_job_with_local_metrics(clu
     # the device the CNN was trained on is recorded with it
     import torch
     ckpt = torch.load(project / "models/fashion-mnist/cnn-small/backbone.pt", weights_only=False)
-    assert ckpt["meta"]["device"] == {"torch": "cpu"}
+    assert ckpt["meta"]["device"] == {"kind": "cpu", "torch": "cpu"}
     # DVC on the submit host: record what the cluster produced; then nothing is out of date
     here = lambda *a: sh(*a, cwd=project)
     here("git", "init", "-q")

@@ -73,8 +73,10 @@ def faiss_index(index, prefer: str | None = None):
 def describe(torch_dev=None, faiss_gpu_count: int | None = None) -> dict[str, Any]:
     """What a stage computed on, for its sidecar/metrics. Pass what was actually used:
     the torch device (or None if torch was not used) and the number of GPUs faiss used
-    (or None if faiss was not used)."""
-    out: dict[str, Any] = {}
+    (or None if faiss was not used). `kind` is "cuda" when either ran on a GPU, else
+    "cpu" (also for stages that use neither: numpy/scipy/OpenCV run on the CPU)."""
+    on_gpu = (torch_dev is not None and str(torch_dev).startswith("cuda")) or bool(faiss_gpu_count)
+    out: dict[str, Any] = {"kind": "cuda" if on_gpu else "cpu"}
     if torch_dev is not None:
         out["torch"] = str(torch_dev)
         if out["torch"].startswith("cuda"):
