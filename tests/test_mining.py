@@ -90,6 +90,18 @@ def test_approximate_index_reaches_target_and_reports_true_recall(kind):
         assert np.array_equal(again.indices, g.indices)
 
 
+def test_pca_shortlist_then_exact_rerank():
+    rng = np.random.default_rng(4)
+    latent = clustered(3000, 12, 40, 4)
+    X = (latent @ rng.standard_normal((12, 96)) + 0.05 * rng.standard_normal((3000, 96))).astype(np.float32)
+    g = K.build_knn(X, 8, settings=K.KnnSettings(index="exact", pca_dim=16, shortlist=4, recall_sample=300))
+    assert g.info["pca_dim"] == 16 and g.info["shortlist"] == 32
+    _, exact = knn_graph(X, 8)
+    assert (g.indices == exact).mean() > 0.97 and g.info["recall_at_k"] > 0.97
+    d_true = ((X[:, None, :] - X[g.indices]) ** 2).sum(-1)
+    assert np.allclose(g.distances, d_true, rtol=1e-3, atol=1e-3)  # exact distances in the full space
+
+
 def test_fixed_nprobe_is_used_and_bad_settings_rejected():
     X = clustered(3000, 8, 20, 2)
     g = K.build_knn(X, 5, settings=K.KnnSettings(index="ivf", nlist=32, nprobe=2, recall_sample=200))
