@@ -60,13 +60,12 @@ def load_backbone(name: str, weights: str | None, seed: int = 0) -> Backbone:
         return _tflite_backbone(name, weights)
     import torchvision
 
+    torch.manual_seed(seed)  # the initialisation is only kept with weights: random
     try:
         model = torchvision.models.get_model(name, weights=None)
     except ValueError:
         raise PseudosupError(f"unknown torchvision backbone {name!r}; e.g. resnet50, vgg16, mobilenet_v2") from None
     if weights == "random":
-        torch.manual_seed(seed)
-        model = torchvision.models.get_model(name, weights=None)
         source = {"weights": "random", "seed": seed}
     elif weights == "torchvision":
         source = _hub_weights(name, model)

@@ -42,11 +42,15 @@ def dim(orientations, blocks: int = 4, colour: bool = False) -> int:
 
 @lru_cache(maxsize=8)
 def gabor_bank(orientations: tuple[int, ...], n: int) -> np.ndarray:
-    """(n_filters, n, n) float32 transfer functions, zero frequency at [0, 0]."""
-    f = np.arange(-n // 2, n // 2, dtype=np.float64)
+    """(n_filters, n, n) float32 transfer functions, zero frequency at [0, 0].
+
+    Frequencies are those of the DFT bins (k, or k - n past the middle): for even n
+    this is the reference's fftshift of -n/2 .. n/2 - 1; odd n (which the reference
+    never meets) gets the symmetric range."""
+    f = np.fft.fftfreq(n) * n
     fx, fy = np.meshgrid(f, f)  # fx varies along columns, fy along rows
-    radius = np.fft.ifftshift(np.hypot(fx, fy))
-    angle = np.fft.ifftshift(np.arctan2(fy, fx))
+    radius = np.hypot(fx, fy)
+    angle = np.arctan2(fy, fx)
     out = []
     for i, k in enumerate(orientations):
         f0, b = 0.3 / 1.85 ** i, 16.0 * k * k / 32.0 ** 2
@@ -59,10 +63,10 @@ def gabor_bank(orientations: tuple[int, ...], n: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _lowpass(n: int, fc: float) -> np.ndarray:
-    f = np.arange(-n // 2, n // 2, dtype=np.float64)
+    f = np.fft.fftfreq(n) * n
     fx, fy = np.meshgrid(f, f)
     s1 = fc / np.sqrt(np.log(2))
-    return np.fft.ifftshift(np.exp(-(fx ** 2 + fy ** 2) / s1 ** 2)).astype(np.float32)
+    return np.exp(-(fx ** 2 + fy ** 2) / s1 ** 2).astype(np.float32)
 
 
 def stretch(x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ trainable submodules.
     fmap = net.features(x)                # (n, 1280, h, w): last conv map (224 -> 7x7)
     pooled = net.pooled(x)                # (n, 1280) global average = penultimate features
     logits = net(x)                       # (n, 1001); class 0 = background (TF slim labels)
+    load_mobilenet_v2(path, emulate_uint8=True)   # also round activations to the uint8 grids
     net.classifier                        # nn.Linear(1280, 1001)
     net.features[0], net.features[1:18], net.features[18]   # stem, 17 blocks, head conv
 """
@@ -31,12 +32,36 @@ BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3,
 N_FEATURES = 1280
 
 
+class FakeQuant(nn.Module):
+    """Rounds activations to a uint8 grid (scale, zero point) when enabled: emulates the
+    uint8 TFLite model's activation quantisation. Off (identity) unless `set_grid` is
+    called; gradients pass straight through (for quantisation-aware fine-tuning)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enabled = False
+        self.register_buffer("scale", torch.ones(()), persistent=False)
+        self.register_buffer("zero", torch.zeros(()), persistent=False)
+
+    def set_grid(self, scale: float, zero: float) -> None:
+        self.scale.fill_(scale)
+        self.zero.fill_(zero)
+        self.enabled = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        q = (torch.round(x / self.scale) + self.zero).clamp_(0, 255)
+        return x + ((q - self.zero) * self.scale - x).detach()
+
+
 class ConvSame(nn.Conv2d):
     """Conv2d with TensorFlow SAME padding (output size ceil(in / stride)), any input size."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True):
         super().__init__(cin, cout, k, stride=stride, groups=groups, bias=True)
         self.act = act
+        self.quant = FakeQuant()
         # SAME with stride 1 is symmetric: let the conv pad (F.pad would copy the input)
         if stride == 1:
             self.padding = (k // 2, k // 2)
@@ -45,7 +70,7 @@ class ConvSame(nn.Conv2d):
         if self.stride[0] > 1:
             x = F.pad(x, _same_pad(x.shape[-2], x.shape[-1], self.kernel_size[0], self.stride[0]))
         y = super().forward(x)
-        return F.relu6(y, inplace=True) if self.act else y
+        return self.quant(F.relu6(y, inplace=True) if self.act else y)
 
 
 def _same_pad(h: int, w: int, k: int, s: int) -> tuple[int, int, int, int]:
@@ -69,11 +94,12 @@ class InvertedResidual(nn.Module):
         self.depthwise = ConvSame(hidden, hidden, 3, stride=stride, groups=hidden)
         self.project = ConvSame(hidden, cout, 1, act=False)
         self.residual = stride == 1 and cin == cout
+        self.add_quant = FakeQuant()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.expand(x) if self.expand is not None else x
         y = self.project(self.depthwise(y))
-        return x + y if self.residual else y
+        return self.add_quant(x + y) if self.residual else y
 
 
 class MobileNetV2(nn.Module):
@@ -90,6 +116,8 @@ class MobileNetV2(nn.Module):
         layers.append(ConvSame(cin, N_FEATURES, 1))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(N_FEATURES, n_classes)
+        self.pool_quant = FakeQuant()  # emulation of the uint8 model only (see FakeQuant)
+        self.logits_quant = FakeQuant()
         # pixel normalisation of the TFLite model: uint8 u -> (u - 128) / 128
         self.register_buffer("pixel_mean", torch.full((1, 3, 1, 1), 128.0), persistent=False)
         self.register_buffer("pixel_std", torch.full((1, 3, 1, 1), 128.0), persistent=False)
@@ -99,10 +127,10 @@ class MobileNetV2(nn.Module):
         return (x.float() - self.pixel_mean) / self.pixel_std
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).mean(dim=(2, 3))
+        return self.pool_quant(self.features(x).mean(dim=(2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pooled(x))
+        return self.logits_quant(self.classifier(self.pooled(x)))
 
     def convs(self) -> list[ConvSame]:
         """Every convolution in execution order (the converter fills them in this order)."""

@@ -31,8 +31,12 @@ def spoc(x: torch.Tensor) -> torch.Tensor:
 
 
 def gem(x: torch.Tensor, p: float | torch.Tensor = 3.0) -> torch.Tensor:
-    # clamp: GeM is defined on non-negative maps (after ReLU); eps keeps pow's gradient finite
-    return x.clamp_min(EPS).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+    """(mean x^p)^(1/p) per channel, computed as max * (mean (x/max)^p)^(1/p) so that a
+    large p cannot overflow float32. Clamped at EPS: GeM is defined on non-negative
+    maps (after ReLU) and eps keeps pow's gradient finite."""
+    x = x.clamp_min(EPS)
+    top = x.amax(dim=(2, 3), keepdim=True)
+    return top[:, :, 0, 0] * (x / top).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
 
 def rmac_regions(h: int, w: int, levels: int = 3, overlap: float = 0.4) -> list[tuple[int, int, int, int]]:

@@ -91,8 +91,13 @@ def _dequantize(model, tensor, path: Path) -> np.ndarray:
     return ((q.astype(np.float64) - zero) * scale).astype(np.float32)
 
 
-def load_mobilenet_v2(path: str | Path) -> MobileNetV2:
-    """The float torch MobileNetV2 equivalent to a uint8 (or int8) TFLite MobileNetV2 1.0."""
+def load_mobilenet_v2(path: str | Path, emulate_uint8: bool = False) -> MobileNetV2:
+    """The float torch MobileNetV2 equivalent to a uint8 (or int8) TFLite MobileNetV2 1.0.
+
+    emulate_uint8: also round every activation (conv outputs, residual sums, the pooled
+    features) to the uint8 grid of the corresponding TFLite tensor, as the quantised
+    interpreter does (its integer requantisation rounding is not reproduced bit for
+    bit). Off by default: features are then those of the float network."""
     path = Path(path)
     S, model = _read_model(path)
     graph = model.subgraphs[0]
@@ -106,11 +111,21 @@ def load_mobilenet_v2(path: str | Path) -> MobileNetV2:
     for i, ((op, name), layer) in enumerate(zip(convs, layers)):
         _fill_conv(S, model, graph, op, name, layer, path, i)
     _fill_classifier(model, graph, convs[-1][0], net, path)
-    n_add = sum(name == "ADD" for _, name in ops)
-    n_res = sum(1 for m in net.modules() if getattr(m, "residual", False))
-    if n_add != n_res:
-        raise PseudosupError(f"{path}: {n_add} residual ADDs, expected {n_res}")
+    adds = [op for op, name in ops if name == "ADD"]
+    blocks = [m for m in net.modules() if getattr(m, "residual", False)]
+    if len(adds) != len(blocks):
+        raise PseudosupError(f"{path}: {len(adds)} residual ADDs, expected {len(blocks)}")
     _set_input_normalisation(graph, net)
+    if emulate_uint8:
+        pools = [op for op, name in ops if name == "AVERAGE_POOL_2D"]
+        targets = [(op, layer.quant) for (op, _), layer in zip(convs, layers)]
+        targets += [(op, b.add_quant) for op, b in zip(adds, blocks)] + [(op, net.pool_quant) for op in pools[:1]]
+        targets.append((convs[-1][0], net.logits_quant))
+        for op, fq in targets:
+            qp = graph.tensors[op.outputs[0]].quantization
+            if qp is None or qp.scale is None or not len(qp.scale):
+                raise PseudosupError(f"{path}: activations are not uint8-quantised; cannot emulate")
+            fq.set_grid(float(qp.scale[0]), float(qp.zeroPoint[0]))
     return net.eval()
 
 
