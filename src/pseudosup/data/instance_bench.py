@@ -12,8 +12,10 @@ Originals (each with its provenance and licence in the manifest):
 - the 8 coral test photos and the 10 Oxford Buildings images of `../shared/data`;
 - scikit-image's bundled photos (`skimage.data`) and scikit-learn's two sample images.
 Genuine multi-view groups (real photos of the same object from other viewpoints, not
-synthetic): the 5 Pitt Rivers and the 3 Radcliffe Camera images (per the Oxford5k
-ground truth they are positives of each other) and the Middlebury stereo pair
+synthetic), taken from the Oxford5k ground truth (`gnd_oxford5k.pkl`), not from file
+names: the 5 Pitt Rivers images, and the 5 images of the Radcliffe Camera (the 3
+radcliffe_camera ones plus bodleian_000132 and oxford_002904, which the ground truth
+lists as positives of the Radcliffe Camera queries); plus the Middlebury stereo pair
 (motorcycle left / right).
 
 Optional distractors: CIFAR-10 test images (from `cifar10-test-jpg.tar`), upscaled;
@@ -141,9 +143,9 @@ def source_photos(shared: Path) -> list[Photo]:
     ox = sorted(oxford.glob("*.jpg"))
     if len(ox) != 10:
         raise PseudosupError(f"{oxford}: expected the 10 Oxford Buildings images, found {len(ox)}")
+    groups = oxford_groups([p.stem for p in ox], shared / "oxford5k" / "gnd_oxford5k.pkl")
     for p in ox:
-        landmark = p.stem.rsplit("_", 1)[0]
-        photos.append(Photo(f"oxford-{p.stem}", _read_file(p), f"oxford-{landmark}",
+        photos.append(Photo(f"oxford-{p.stem}", _read_file(p), f"oxford-{groups[p.stem]}",
                             f"../shared/data/oxford5k/jpg/{p.name}", OXFORD_LICENCE))
     for name, licence in SKIMAGE:
         photos.append(Photo(f"skimage-{name}", _rgb(getattr(skdata, name)()), f"skimage-{name}",
@@ -156,6 +158,36 @@ def source_photos(shared: Path) -> list[Photo]:
         stem = Path(fname).stem
         photos.append(Photo(f"sklearn-{stem}", _rgb(img), f"sklearn-{stem}", f"scikit-learn sample image {stem}.jpg", SKLEARN))
     return photos
+
+
+def oxford_groups(names: list[str], gnd_path: Path) -> dict[str, str]:
+    """Same-landmark groups of Oxford images *by the Oxford5k ground truth* (not by file
+    name: e.g. bodleian_000132 and oxford_002904 show the Radcliffe Camera and are
+    positives of its queries). Two images are one group when one query of the ground
+    truth has both among its `ok` images; a group is named after the landmark most of
+    its members' file names carry (ties: alphabetical)."""
+    from .loaders.safe_pickle import loads
+
+    if not gnd_path.is_file():
+        raise PseudosupError(f"{gnd_path}: not found; the Oxford groups are read from the real ground truth")
+    g = loads(gnd_path.read_bytes(), str(gnd_path))
+    index = {name: g["imlist"].index(name) for name in names if name in g["imlist"]}
+    parent = {n: n for n in names}
+
+    def root(n):
+        while parent[n] != n:
+            n = parent[n]
+        return n
+    for q in g["gnd"]:
+        members = [n for n in names if n in index and index[n] in set(q["ok"])]
+        for m in members[1:]:
+            parent[root(m)] = root(members[0])
+    roots = {n: root(n) for n in names}
+    out = {}
+    for n in names:
+        prefixes = sorted(m.rsplit("_", 1)[0] for m in names if roots[m] == roots[n])
+        out[n] = max(sorted(set(prefixes)), key=prefixes.count)
+    return out
 
 
 def _resize_max(img: np.ndarray, side: int) -> np.ndarray:
