@@ -12,6 +12,7 @@ This is independent of the BoW features (issue 4): it only needs the images.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -141,9 +142,14 @@ def verify_pairs(images, pairs: np.ndarray, s: VerifySettings | None = None, thr
         if len(items) > s.cache:
             threads = 1
         else:
+            lock = threading.Lock()  # image sources (archive readers) need not be thread-safe
+
+            def read(i):
+                with lock:
+                    img = images[int(i)]
+                return rootsift_keypoints(img, s)
             with ThreadPoolExecutor(threads) as pool:
-                kps = list(progress(pool.map(lambda i: rootsift_keypoints(images[int(i)], s), items),
-                                    desc="SIFT keypoints", total=len(items)))
+                kps = list(progress(pool.map(read, items), desc="SIFT keypoints", total=len(items)))
             cache.store.update(zip(items.tolist(), kps))
             with ThreadPoolExecutor(threads) as pool:
                 list(progress(pool.map(one, order), desc="geometric verification", total=len(order)))
