@@ -82,6 +82,8 @@ def main() -> int:
     ap.add_argument("--bits", nargs="+", type=int, default=[16, 32, 48, 64])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--cnn-bits", type=int, default=64, help="bits of the end-to-end dsrh_cnn run (0 = skip)")
+    ap.add_argument("--dsrh-params", type=json.loads, default={},
+                    help='JSON overrides of the dsrh/dsrh_cnn params, e.g. \'{"hidden": 256, "epochs": 30}\'')
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="bench_dsrh")
     ap.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
@@ -102,14 +104,15 @@ def main() -> int:
             for seed in args.seeds:
                 for method in ("lsh", "itq", "dsrh"):
                     t = time.time()
-                    m = fit(method, bits, seed, data)
+                    m = fit(method, bits, seed, data, args.dsrh_params if method == "dsrh" else None)
                     res = evaluate(m, data, bits)
                     runs.append({"set": name, "method": method, "bits": bits, "seed": seed, **res,
                                  "fit_seconds": round(time.time() - t, 1)})
                     print(json.dumps(runs[-1]), flush=True)
         if name != "scene" and args.cnn_bits:
             t = time.time()
-            m = fit("dsrh_cnn", args.cnn_bits, args.seeds[0], data, {"backbone_weights": str(TFLITE)}, "train_images")
+            m = fit("dsrh_cnn", args.cnn_bits, args.seeds[0], data,
+                    {**args.dsrh_params, "backbone_weights": str(TFLITE)}, "train_images")
             res = evaluate(m, data, args.cnn_bits, "query_images", "train_images")
             runs.append({"set": name, "method": "dsrh_cnn (images in)", "bits": args.cnn_bits, "seed": args.seeds[0],
                          **res, "fit_seconds": round(time.time() - t, 1)})
@@ -118,7 +121,8 @@ def main() -> int:
            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()), "wall_seconds": round(time.time() - t0),
            "cpus": os.cpu_count(), "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
            "command": "python benchmarks/bench_dsrh.py " + " ".join(
-               f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+               f"--{k.replace('_', '-')} " + (" ".join(map(str, v)) if isinstance(v, list)
+                                              else f"'{json.dumps(v)}'" if isinstance(v, dict) else str(v))
                for k, v in vars(args).items() if k not in ("out_dir",))}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(rec, indent=2) + "\n")
