@@ -128,7 +128,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="bench_ldph")
     ap.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = ap.parse_args()
+    if args.render:
+        rec = json.loads((args.out_dir / f"{args.name}.json").read_text())
+        (args.out_dir / f"{args.name}.md").write_text(markdown(rec, args))
+        return 0
 
     from pseudosup.evaluation import ranking as R
     from pseudosup.stages.common import set_threads
@@ -186,11 +191,32 @@ def markdown(rec, args) -> str:
             if sift and m in AUTHORS:
                 cells.append(f"{AUTHORS[m].get(bits, float('nan')):.4f}")
         lines.append(f"| {bits} | " + " | ".join(cells) + " |")
+    lines += paired_lines(rec, args)
     lines += ["", f"Wall {rec['wall_seconds']} s; load before/after {rec['load_before']} / {rec['load_after']}; "
                   f"{rec['date']}, {rec['cpus']} cores. Command: `python benchmarks/bench_ldph.py "
                   f"--dataset {args.dataset} --methods {' '.join(args.methods)} --bits {' '.join(map(str, args.bits))} "
                   f"--seeds {' '.join(map(str, args.seeds))} --name {rec['name']}`", ""]
     return "\n".join(lines)
+
+
+def paired_lines(rec, args) -> list[str]:
+    """Per-seed difference of each LDPH-type method and its reference (same seed = same
+    reference model, so the comparison is paired)."""
+    out = []
+    for m in args.methods:
+        if "-" not in m or m.split("-", 1)[1] not in args.methods:
+            continue
+        ref = m.split("-", 1)[1]
+        out += ["", f"{m} − {ref}, per seed {rec['seeds']} (paired: same reference model and pairs seed):", "",
+                "| bits | differences | mean | seeds with a loss |", "|---|---|---|---|"]
+        for bits in args.bits:
+            diffs = []
+            for seed in rec["seeds"]:
+                got = {r["method"]: r["map"] for r in rec["runs"] if r["bits"] == bits and r["seed"] == seed}
+                diffs.append(got[m] - got[ref])
+            out.append(f"| {bits} | {', '.join(f'{d:+.4f}' for d in diffs)} | {np.mean(diffs):+.4f} | "
+                       f"{sum(d < 0 for d in diffs)} of {len(diffs)} |")
+    return out
 
 
 if __name__ == "__main__":
