@@ -159,11 +159,10 @@ def test_missing_plugin_is_a_clear_error_before_anything_is_submitted(tmp_path):
 
 # ---------------------------------------------------------------- the docs
 
-def documented_commands() -> list[list[str]]:
+def documented_commands(doc: Path = DOCS) -> list[list[str]]:
     """The commands of docs/cluster.md's <!-- slurm:run --> block, as argv lists."""
-    text = DOCS.read_text()
-    block = re.search(r"<!-- slurm:run -->\s*```bash\n(.*?)```", text, re.S)
-    assert block, f"{DOCS}: no ```bash block after <!-- slurm:run -->"
+    block = re.search(r"<!-- slurm:run -->\s*```bash\n(.*?)```", doc.read_text(), re.S)
+    assert block, f"{doc}: no ```bash block after <!-- slurm:run -->"
     lines = [ln.split("#")[0].strip() for ln in block.group(1).splitlines()]
     return [ln.split() for ln in lines if ln]
 
@@ -172,6 +171,10 @@ def test_docs_show_the_preflight_then_the_profile_run():
     cmds = documented_commands()
     assert cmds == [["pseudosup", "slurm-check", "--profile", "profiles/slurm"],
                     ["snakemake", "--profile", "profiles/slurm"]], cmds
+    # a copy of the section in the README must show the same commands
+    readme = (ROOT / "README.md").read_text()
+    if "<!-- slurm:run -->" in readme:
+        assert documented_commands(ROOT / "README.md") == cmds
 
 
 # ---------------------------------------------------------------- a real cluster
@@ -225,9 +228,13 @@ def run_documented(project: Path, *extra: str, check: bool = True, env: dict | N
     return procs
 
 
+def run_id_of(run_output: str) -> str:
+    return re.search(r"SLURM run ID: (\S+)", run_output).group(1)  # also every job's name
+
+
 def slurm_jobs(run_output: str) -> dict[str, dict]:
     """SLURM jobs of one snakemake run: id -> state, rule (from the comment the plugin sets)."""
-    run_id = re.search(r"SLURM run ID: (\S+)", run_output).group(1)
+    run_id = run_id_of(run_output)
     out = subprocess.run(["squeue", "-h", "-t", "all", "--name", run_id, "-o", "%i|%T|%k"],
                          capture_output=True, text=True, check=True).stdout
     jobs = {}
@@ -274,9 +281,12 @@ def test_documented_commands_run_every_job_as_a_slurm_job_with_local_metrics(clu
     assert ran == planned, (ran, planned)
     assert {j["state"] for j in jobs.values()} == {"COMPLETED"}, jobs
     assert re.findall(r"^localrule (\w+):", out, re.M) == ["all"]
-    # SLURM's own records: the completion log and one job log per SLURM job
-    done = set(re.findall(r"JobId=(\d+) .*JobState=COMPLETED", (cluster / "jobcomp.log").read_text()))
-    assert set(jobs) <= done
+    # SLURM's own records: the completion log (emptied when the cluster starts) has each
+    # job under the run's name, COMPLETED; and there is one SLURM log per job
+    records = {f["JobId"]: f for f in (dict(re.findall(r"(\w+)=(\S*)", line))
+                                       for line in (cluster / "jobcomp.log").read_text().splitlines())}
+    for jid in jobs:
+        assert (records[jid]["Name"], records[jid]["JobState"]) == (run_id_of(out), "COMPLETED"), records[jid]
     logs = {p.stem for p in (project / "logs/slurm").rglob("*.log")}
     assert set(jobs) <= logs
     # the same numbers as on one machine

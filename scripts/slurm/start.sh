@@ -44,6 +44,7 @@ fi
 "$HERE/stop.sh" --quiet  # leftovers of an earlier, interrupted start
 
 mkdir -p "$DIR/ctld" "$DIR/spool" "$DIR/munge"
+rm -f "$DIR/jobcomp.log"  # a new cluster: only its own jobs in the completion log
 # munged insists on a socket directory owned by its own user, writable by no one
 # else, and open (x) to all so that clients can reach the socket
 chown munge:munge "$DIR/munge" && chmod 755 "$DIR/munge"
