@@ -250,6 +250,76 @@ class InvertedIndex:
         return S, I
 
 
+# --- Hamming embedding (stretch; library only, not wired into the stages) ---------------------------
+
+class HammingEmbedding:
+    """Hamming embedding (Jégou, Douze & Schmid, ECCV 2008): each descriptor also gets
+    a `nbits` binary signature, sign of a fixed random orthogonal projection against the
+    per-word median of the training descriptors of that word. Two descriptors match
+    only when they share the word *and* their signatures differ in <= `ht` bits, which
+    makes a coarse vocabulary as selective as a much finer one."""
+
+    def __init__(self, projection: np.ndarray, thresholds: np.ndarray):
+        self.projection, self.thresholds = projection, thresholds
+
+    @classmethod
+    def fit(cls, X: np.ndarray, words: np.ndarray, n_words: int, nbits: int = 64, seed: int = 0):
+        d = X.shape[1]
+        if nbits > d:
+            raise PseudosupError(f"Hamming embedding: {nbits} bits from {d}-d descriptors")
+        q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+        P = q[:nbits].astype(np.float32)
+        Z = np.asarray(X, np.float32) @ P.T
+        tau = np.tile(np.median(Z, axis=0), (n_words, 1)).astype(np.float32)  # unseen words: global median
+        order = np.argsort(words, kind="stable")
+        starts = np.searchsorted(words[order], np.arange(n_words + 1))
+        for w in np.flatnonzero(np.diff(starts)):
+            tau[w] = np.median(Z[order[starts[w]:starts[w + 1]]], axis=0)
+        return cls(P, tau)
+
+    def signatures(self, X: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """(n, nbits / 8) uint8 packed signatures."""
+        return np.packbits((np.asarray(X, np.float32) @ self.projection.T) > self.thresholds[words], axis=1)
+
+
+class HEIndex:
+    """Inverted index of (image, signature) per word; voting scores with Hamming
+    embedding: sum over matching descriptor pairs of idf(w)^2 exp(-h^2 / sigma^2), h <= ht,
+    normalised by the square roots of both images' self-scores (a cosine-like score)."""
+
+    def __init__(self, words: list[np.ndarray], sigs: list[np.ndarray], idf: np.ndarray, ht: int = 20,
+                 sigma: float = 16.0):
+        self.idf, self.ht, self.sigma, self.n_db = idf.astype(np.float64), ht, sigma, len(words)
+        img = np.concatenate([np.full(len(w), i) for i, w in enumerate(words)]) if words else np.zeros(0, int)
+        word = np.concatenate(words) if words else np.zeros(0, np.int64)
+        order = np.argsort(word, kind="stable")
+        self.img, self.word = img[order], word[order]
+        self.sig = np.concatenate(sigs)[order] if words else np.zeros((0, 8), np.uint8)
+        self.starts = np.searchsorted(self.word, np.arange(len(idf) + 1))
+        self.self_db = np.array([self._raw(w, s)[i] for i, (w, s) in enumerate(zip(words, sigs))])
+
+    def _raw(self, words: np.ndarray, sigs: np.ndarray) -> np.ndarray:
+        """Unnormalised votes of one image (its descriptors' words and signatures)."""
+        lo, hi = self.starts[words], self.starts[words + 1]
+        n = hi - lo
+        q = np.repeat(np.arange(len(words)), n)               # query descriptor of each candidate pair
+        cand = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())  # its posting entries
+        h = np.bitwise_count(sigs[q] ^ self.sig[cand]).sum(axis=1)
+        keep = h <= self.ht
+        w = self.idf[words[q[keep]]] ** 2 * np.exp(-(h[keep].astype(np.float64) ** 2) / self.sigma ** 2)
+        return np.bincount(self.img[cand[keep]], weights=w, minlength=self.n_db)
+
+    def scores(self, words: list[np.ndarray], sigs: list[np.ndarray]) -> np.ndarray:
+        """(n_queries, n_db) normalised scores (a query identical to a database image scores 1)."""
+        out = np.zeros((len(words), self.n_db))
+        for i, (w, s) in enumerate(zip(words, sigs)):
+            raw = self._raw(w, s)
+            self_q = HEIndex([w], [s], self.idf, self.ht, self.sigma).self_db[0]
+            denom = np.sqrt(self_q * self.self_db)
+            out[i] = np.where(denom > 0, raw / np.where(denom > 0, denom, 1), 0.0)
+        return out
+
+
 # --- files -----------------------------------------------------------------------------------------
 
 def save_bow(path, counts: sp.csr_matrix, idf: np.ndarray, meta: dict) -> None:
