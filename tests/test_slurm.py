@@ -157,6 +157,56 @@ def test_missing_plugin_is_a_clear_error_before_anything_is_submitted(tmp_path):
     assert proc.returncode != 0 and "invalid choice: 'slurm'" in proc.stderr
 
 
+def fake_slurm(bin_dir: Path, min_job_age: int, sinfo: str, sacct_ok: bool) -> dict:
+    """SLURM client commands that answer like a cluster with the given settings."""
+    bin_dir.mkdir()
+    scripts = {
+        "scontrol": f'[ "$1" = ping ] && echo "Slurmctld(primary) at head is UP" && exit 0\n'
+                    f'echo "MinJobAge               = {min_job_age} sec"',
+        "sinfo": f"printf '{sinfo}'",
+        "sacct": "exit 0" if sacct_ok else 'echo "sacct: error: Problem talking to the database" >&2; exit 1',
+        "sacctmgr": 'echo "sacctmgr: error: Problem talking to the database" >&2; exit 1',
+        "sshare": 'echo "sshare: error: Problem talking to the database" >&2; exit 1',
+        "sbatch": "exit 1", "squeue": "exit 0", "scancel": "exit 0",
+    }
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{BIN}:{bin_dir}:/usr/bin:/bin"}
+
+
+def test_preflight_lists_every_cluster_problem_with_what_to_do(tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(
+        "executor: slurm\nslurm-status-command: squeue\nslurm-init-seconds-before-status-checks: 10\n"
+        "default-resources: [mem_mb=1000, slurm_partition=nope, slurm_account=acme]\n"
+        "set-resources: {pretrain_cnn: {slurm_partition: gpu}}\n")
+    env = fake_slurm(tmp_path / "bin", min_job_age=20, sinfo="cpu*|up|idle\\ngpu|up|drained\\n", sacct_ok=False)
+    proc = run_cli("slurm-check", "--profile", str(profile), check=False, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "found 4 problem(s); nothing was submitted" in out
+    assert "MinJobAge = 20 s < 30 s" in out                      # squeue would miss finished jobs
+    assert "partition 'nope' does not exist (partitions: cpu, gpu)" in out
+    assert "partition 'gpu' has no usable node (node states: drained)" in out
+    assert "neither sacctmgr nor sshare can list your accounts" in out and "remove slurm_account" in out
+    # no status command in the profile: the plugin would take sacct, which cannot answer here
+    (profile / "config.yaml").write_text("executor: slurm\n")
+    proc = run_cli("slurm-check", "--profile", str(profile), check=False, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "found 1 problem(s)" in out, out
+    assert "job states would be queried with sacct, but sacct fails" in out
+    assert "ok      the default partition (cpu) is up with usable nodes" in out
+
+
+def test_preflight_passes_on_a_healthy_cluster(tmp_path):
+    env = fake_slurm(tmp_path / "bin", min_job_age=300, sinfo="debug*|up|mixed\\n", sacct_ok=False)
+    proc = run_cli("slurm-check", "--profile", str(ROOT / "profiles/slurm"), env=env)
+    assert "SLURM pre-flight passed" in proc.stdout
+    assert "job states via squeue: MinJobAge 300 s >= 30 s" in proc.stdout
+
+
 # ---------------------------------------------------------------- the docs
 
 def documented_commands(doc: Path = DOCS) -> list[list[str]]:

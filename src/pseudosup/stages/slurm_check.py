@@ -168,10 +168,12 @@ def _installed(module: str) -> bool:
 
 
 def _check_status_command(s: Settings, timeout: float):
-    if s.status_command == "sacct":
+    # unset: the plugin takes sacct whenever the command exists (it may not answer)
+    command = s.status_command or ("sacct" if shutil.which("sacct") else "squeue")
+    if command == "sacct":
         out = _run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now-1hour"], timeout)
         if out.returncode != 0:
-            yield False, ("the profile queries job states with sacct, but sacct fails "
+            yield False, ("job states would be queried with sacct, but sacct fails "
                           f"({' '.join(out.stderr.split())}): without an accounting daemon set "
                           "`slurm-status-command: squeue` in the profile")
         else:
