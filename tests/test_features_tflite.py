@@ -91,10 +91,11 @@ def _agreement(reference, emulate: bool):
 
     imgs, ref_scores, ref_feats = reference
     t0 = time.time()
-    net = load_mobilenet_v2(TFLITE, emulate_uint8=emulate)
+    net = load_mobilenet_v2(TFLITE, emulate_uint8=emulate).to(memory_format=torch.channels_last)
     with torch.inference_mode():
         x = net.normalize(torch.from_numpy(imgs).permute(0, 3, 1, 2))
-        feats = torch.cat([net.pooled(x[a:a + 32]) for a in range(0, len(x), 32)])
+        feats = torch.cat([net.pooled(x[a:a + 16].contiguous(memory_format=torch.channels_last))
+                           for a in range(0, len(x), 16)])
         logits = net.logits_quant(net.classifier(feats)).numpy()
     feats = feats.numpy()
     agree = logits.argmax(1) == ref_scores.argmax(1)
