@@ -25,3 +25,12 @@ rule all:
         PLAN.report_files(),
         PLAN.figure_files(),
         PLAN.pair_files(),
+
+
+onstart:
+    # SLURM runs: the pre-flight checks of `pseudosup slurm-check` on this run's settings
+    # and jobs; stops before anything is submitted if the cluster cannot run them
+    # (a no-op for local runs).
+    from pseudosup.stages.slurm_check import check_workflow
+
+    check_workflow(workflow)
