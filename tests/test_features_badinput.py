@@ -233,3 +233,27 @@ def test_stages_write_features_sidecars_and_sparse_bow(project, capsys):
     # gist has nothing to fit
     assert _run(project, "fit-features", "gist512", "--out", str(out / "g.npz")) == 2
     assert not (out / "g.npz").exists()
+
+
+def test_reader_errors_are_skips_but_a_dataset_of_only_skips_is_an_error(files):
+    from pseudosup.io import PseudosupError
+
+    class Reader:
+        """Like the dataset readers: PseudosupError for an unreadable member."""
+
+        def __init__(self, bad):
+            self.bad = bad
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            if i in self.bad:
+                raise PseudosupError(f"archive.tar:img{i}.jpg: not a readable image")
+            return read_image(files["good0"])
+
+    X, report = gist.extract(Reader({1}), ids=["a", "b", "c"])
+    assert report["skipped"] == [{"index": 1, "id": "b", "reason": "archive.tar:img1.jpg: not a readable image"}]
+    assert X[0].any() and not X[1].any()
+    with pytest.raises(PseudosupError, match="all 3 items were skipped"):
+        gist.extract(Reader({0, 1, 2}))

@@ -154,6 +154,7 @@ def encode(source, centroids: np.ndarray, sift_cfg: SiftConfig, assign_method: s
             continue
         n_desc[i] = len(d)
         words.append(assigner.assign(d, assign_k).ravel())
+    fetcher.check_any_left()
     report = fetcher.report(ids)
     report["zero_keypoints"] = [{"index": int(i), **({"id": str(ids[i])} if ids is not None else {})} for i in zero]
     report["n_zero_keypoints"] = len(zero)

@@ -198,6 +198,11 @@ def extract(source, backbone: Backbone, poolings: list[str], image_size: int = 2
     """
     fetcher = Fetcher(source, colour=True, min_side=min_side)
     n = len(fetcher)
+    if workers and not getattr(source, "fork_safe", False):
+        # forked workers share open file handles (e.g. one tar read with seek + read):
+        # only sources that declare `fork_safe = True` are read in parallel
+        log.warning("cnn features: workers=%d ignored, the image source is not marked fork_safe", workers)
+        workers = 0
     out = {m: np.zeros((n, backbone.channels), dtype=np.float32) for m in poolings}
     loader = torch.utils.data.DataLoader(_Images(fetcher, image_size, resize), batch_size=batch_size,
                                          num_workers=workers, collate_fn=_collate, shuffle=False)
@@ -222,6 +227,7 @@ def extract(source, backbone: Backbone, poolings: list[str], image_size: int = 2
                     d = pooling.pool(maps[s], m, p, levels)
                     acc = d if acc is None else acc + d
                 out[m][idx] = pooling.l2n(acc).numpy()
+    fetcher.check_any_left()
     for m, arr in out.items():
         if not np.isfinite(arr).all():  # cannot happen by construction; refuse rather than write NaN
             raise PseudosupError(f"cnn features ({m}): non-finite values")

@@ -157,4 +157,5 @@ def extract(source, orientations=(8, 8, 8, 8), colour: bool = False, image_size:
                 imgs.append(_square(img, image_size))
         if imgs:
             out[idx] = gist_batch(np.stack(imgs), orientations, blocks, fc, boundary, workers)
+    fetcher.check_any_left()
     return out, fetcher.report(ids)

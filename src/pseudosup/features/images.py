@@ -136,10 +136,10 @@ class Fetcher:
             img, n1 = to_uint8(img)
             img, n2 = to_layout(img, self.colour)
             img, n3 = upscale_to(img, self.min_side)
-        except BadImage as e:
+        except (BadImage, PseudosupError) as e:  # dataset readers raise PseudosupError for a bad file
             self.skipped[i] = str(e)
             return None
-        except (KeyboardInterrupt, MemoryError, PseudosupError):
+        except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as e:  # a reader failing on one item must not stop the dataset
             self.skipped[i] = f"{type(e).__name__}: {e}"
@@ -148,6 +148,14 @@ class Fetcher:
         if notes:
             self.converted[i] = "; ".join(notes)
         return img
+
+    def check_any_left(self) -> None:
+        """Refuse to describe a dataset of which every item was skipped (a wrong raw
+        directory, not bad images)."""
+        n = len(self.source)
+        if n and len(self.skipped) == n:
+            first = next(iter(self.skipped.values()))
+            raise PseudosupError(f"all {n} items were skipped (first reason: {first}); check the dataset's raw files")
 
     def report(self, ids=None) -> dict:
         """Sidecar entries: skipped and converted items with reasons (and ids)."""
@@ -182,7 +190,10 @@ def resize_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 class FileImages:
-    """An image source over a list of files (read lazily with `read_image`)."""
+    """An image source over a list of files (read lazily with `read_image`); each read
+    opens its own file, so DataLoader worker processes may share it."""
+
+    fork_safe = True
 
     def __init__(self, paths, ids=None):
         self.paths = [Path(p) for p in paths]
