@@ -137,6 +137,18 @@ def test_bad_inputs_fail_before_work():
         cie.embed(G.toarray(), X, cie.CIESettings())
 
 
+def test_cap_row_nnz_keeps_the_largest_weights():
+    G = random_bow(40, 30, 12, 9)
+    capped = cie.cap_row_nnz(G, 5)
+    assert np.diff(capped.indptr).max() <= 5
+    d, c = G.toarray(), capped.toarray()
+    for i in range(40):
+        top = np.lexsort((np.arange(30), -d[i]))[:min(5, (d[i] > 0).sum())]
+        assert set(np.flatnonzero(c[i])) == set(top)
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1, atol=1e-6)
+    assert cie.cap_row_nnz(G, 0) is not None and (cie.cap_row_nnz(G, 0) != G).nnz == 0
+
+
 def test_bytes_per_image():
     assert cie.bytes_per_image("dense", 10, dim=1280) == 5120
     assert cie.bytes_per_image("sparse", 4, nnz=100) == 200

@@ -28,6 +28,7 @@ exhaustive graphs is measured in benchmarks/bench_cie.py).
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,7 @@ import scipy.sparse as sp
 
 from ..io import PseudosupError
 from ..log import log
-from ..mining.knn import KnnSettings, build_knn, check_sparse_rows, rerank_knn, sparse_knn
+from ..mining.knn import KnnSettings, build_knn, check_sparse_rows, dense_block_score, rerank_knn, sparse_knn
 from ..mining.reciprocal import reversible_adjacency
 
 WEIGHTINGS = ("similarity", "binary")
@@ -49,6 +50,7 @@ class CIESettings:
     beta: float = 0.5          # sparse (SIFT) update strength
     weighting: str = "similarity"
     candidates: int = 0        # 0: exhaustive graphs every iteration; > 0: re-rank candidate lists
+    max_words: int = 0         # 0: no cap; > 0: keep each image's max_words largest BoW weights per iteration
     sparse_batch: int = 256
     knn: KnnSettings = field(default_factory=KnnSettings)
 
@@ -61,6 +63,8 @@ class CIESettings:
             raise PseudosupError(f"cie.alpha / cie.beta must be >= 0 (got {self.alpha}, {self.beta})")
         if self.weighting not in WEIGHTINGS:
             raise PseudosupError(f"cie.weighting: '{self.weighting}' is not one of {list(WEIGHTINGS)}")
+        if self.max_words < 0:
+            raise PseudosupError(f"cie.max_words: {self.max_words} must be >= 0 (0 = no cap)")
         if 0 < self.candidates < self.k:
             raise PseudosupError(f"cie.candidates: {self.candidates} must be 0 or >= cie.k ({self.k})")
 
@@ -115,39 +119,37 @@ def sparse_update(G: sp.csr_matrix, A: sp.csr_matrix, beta: float) -> sp.csr_mat
     return normalise_rows(G + beta * new)
 
 
-def _dense_pair_sim(X: np.ndarray):
-    def sim(i, j):
-        out = np.empty(len(i), np.float32)
-        for s in range(0, len(i), 65536):
-            out[s:s + 65536] = np.einsum("nd,nd->n", X[i[s:s + 65536]], X[j[s:s + 65536]])
-        return out
-    return sim
-
-
-def sparse_pair_sim(G: sp.csr_matrix):
-    """Cosine of (i, j) item pairs of a row-normalised CSR matrix: rows i densified a
-    block at a time, rows j's non-zeros gathered against them (no sparse row copies)."""
-    V = G.shape[1]
+def sparse_pair_sim(G: sp.csr_matrix, threads: int = 1):
+    """Cosine of (i, j) item pairs of a row-normalised CSR matrix: element-wise
+    products of the gathered rows, summed, in chunks on `threads` threads (scipy
+    releases the GIL)."""
+    def chunk(i, j):
+        return np.asarray(G[i].multiply(G[j]).sum(axis=1), dtype=np.float32).ravel()
 
     def sim(i, j):
         i, j = np.asarray(i), np.asarray(j)
-        out = np.zeros(len(i), np.float32)
-        order = np.argsort(i, kind="stable")
-        block = max(1, (1 << 24) // max(V, 1))  # dense rows per block: <= 64 MB
-        uniq, starts = np.unique(i[order], return_index=True)
-        bounds = np.append(starts, len(order))
-        for b in range(0, len(uniq), block):
-            rows = uniq[b:b + block]
-            dense = G[rows].toarray()
-            sel = order[bounds[b]:bounds[min(b + block, len(uniq))]]
-            local = np.searchsorted(rows, i[sel])
-            Gj = G[j[sel]]
-            lens = np.diff(Gj.indptr)
-            vals = Gj.data.astype(np.float64) * dense[np.repeat(local, lens), Gj.indices]
-            cum = np.concatenate([[0.0], np.cumsum(vals)])
-            out[sel] = cum[Gj.indptr[1:]] - cum[Gj.indptr[:-1]]
-        return out
+        starts = range(0, len(i), 32768)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            parts = list(pool.map(lambda s0: chunk(i[s0:s0 + 32768], j[s0:s0 + 32768]), starts))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return sim
+
+
+def cap_row_nnz(G: sp.csr_matrix, m: int) -> sp.csr_matrix:
+    """Keep the m largest entries of every row (ties by column), then renormalise."""
+    G = sp.csr_matrix(G)
+    lens = np.diff(G.indptr)
+    if m <= 0 or lens.max(initial=0) <= m:
+        return G
+    G.sort_indices()
+    rows = np.repeat(np.arange(G.shape[0]), lens)
+    # one float64 key: row, then weight descending (weights are in [0, 1]); the stable
+    # sort keeps column order among equal weights
+    order = np.argsort(rows + (1.0 - G.data.astype(np.float64)) * 0.5, kind="stable")
+    rank = np.arange(len(order)) - G.indptr[rows[order]]
+    keep = np.sort(order[rank < m])
+    out = sp.csr_matrix((G.data[keep], (rows[keep], G.indices[keep])), shape=G.shape, dtype=np.float32)
+    return normalise_rows(out)
 
 
 def _graph_stats(name: str, A: sp.csr_matrix) -> dict:
@@ -177,7 +179,7 @@ def embed(G, X, s: CIESettings, threads: int = 1, callback=None) -> CIEResult:
         elif t == 1:
             Ds, Is = Ds0[:, :s.k], Is0[:, :s.k]
         else:
-            Ds, Is = rerank_knn(cand, s.k, sparse_pair_sim(G))
+            Ds, Is = rerank_knn(cand, s.k, sparse_pair_sim(G, threads))
         A_s = reversible_adjacency(Is, _weights(Ds, s.weighting))
         if A_s.nnz == 0:
             raise PseudosupError(f"CIE iteration {t}: no reversible pairs in the SIFT space with k={s.k}; "
@@ -188,10 +190,11 @@ def embed(G, X, s: CIESettings, threads: int = 1, callback=None) -> CIEResult:
             g = build_knn(X, s.k, "l2", s.knn, threads)
             Dc, Ic, info = g.distances, g.indices, g.info
         else:
-            Dc, Ic = rerank_knn(cand, s.k, _dense_pair_sim(X))
+            Dc, Ic = rerank_knn(cand, s.k, None, max(64, (1 << 24) // (cand.shape[1] * X.shape[1])),
+                                score_block=dense_block_score(X))
             info = {"index": "re-ranked candidates", "candidates": int(cand.shape[1])}
         A_c = reversible_adjacency(Ic, _weights(Dc, s.weighting))
-        G = sparse_update(G, A_c, s.beta)
+        G = cap_row_nnz(sparse_update(G, A_c, s.beta), s.max_words)
         rec = {"iteration": t, **_graph_stats("sift", A_s), **_graph_stats("cnn", A_c),
                "pairs_in_both": int(A_s.multiply(A_c).nnz // 2), "nnz_per_image": G.nnz / n,
                "dense_knn": {k: v for k, v in info.items() if k in ("index", "recall_at_k", "nprobe", "candidates")},
