@@ -194,7 +194,7 @@ def markdown(rec, args) -> str:
     lines += paired_lines(rec, args)
     lines += ["", f"Wall {rec['wall_seconds']} s; load before/after {rec['load_before']} / {rec['load_after']}; "
                   f"{rec['date']}, {rec['cpus']} cores. Command: `python benchmarks/bench_ldph.py "
-                  f"--dataset {args.dataset} --methods {' '.join(args.methods)} --bits {' '.join(map(str, args.bits))} "
+                  f"--dataset {args.dataset}{'' if sift else f' --gt-k {args.gt_k}'} --methods {' '.join(args.methods)} --bits {' '.join(map(str, args.bits))} "
                   f"--seeds {' '.join(map(str, args.seeds))} --name {rec['name']}`", ""]
     return "\n".join(lines)
 
