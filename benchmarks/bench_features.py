@@ -289,9 +289,16 @@ def _assign_speed() -> dict:
     return res
 
 
-def _memory_child(n: int, conn) -> None:
-    import resource
+def _vm_hwm_mib() -> float:
+    """Peak resident memory of this process (VmHWM; reset by exec, unlike ru_maxrss,
+    which a spawned child inherits from its parent on Linux)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
+
+def _memory_child(n: int, conn) -> None:
     import torch
 
     from pseudosup.data.registry import ArrayImages
@@ -299,11 +306,11 @@ def _memory_child(n: int, conn) -> None:
 
     torch.set_num_threads(THREADS)
     imgs, _, _ = cifar_test()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    imgs = np.ascontiguousarray(imgs[:n])
     backbone = cnn.load_backbone("mobilenet_v2", str(TFLITE))
-    cnn.extract(ArrayImages(imgs[:n]), backbone, ["gem"], 224, "square", 16, 0)
-    conn.send({"n_images": n, "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-               "rss_before_extraction_mib": round(base / 1024, 1)})
+    base = _vm_hwm_mib()
+    cnn.extract(ArrayImages(imgs), backbone, ["gem"], 224, "square", 16, 0)
+    conn.send({"n_images": n, "peak_rss_mib": _vm_hwm_mib(), "rss_before_extraction_mib": base})
 
 
 def _memory() -> list[dict]:
@@ -311,7 +318,7 @@ def _memory() -> list[dict]:
 
     ctx = mp.get_context("spawn")
     out = []
-    for n in (400, 2000):
+    for n in (200, 1000):
         a, b = ctx.Pipe()
         p = ctx.Process(target=_memory_child, args=(n, b))
         p.start()
@@ -380,7 +387,8 @@ def markdown(r: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["all", "map", "speed"], default="all")
+    ap.add_argument("--part", choices=["all", "map", "speed", "speed-fast", "memory"], default="all",
+                    help="speed-fast: MobileNetV2, SIFT and GIST speeds only (no assignment, no memory)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"real data not found at {SHARED}; set PSEUDOSUP_SHARED_DATA")
@@ -390,6 +398,18 @@ def main() -> None:
         write(results)
     if args.part in ("all", "speed"):
         speed(results)
+        write(results)
+    if args.part == "speed-fast":
+        import torch
+
+        torch.set_num_threads(THREADS)
+        old = json.loads((OUT / "bench_features.json").read_text()) if (OUT / "bench_features.json").exists() else {}
+        results["speed"] = {**old.get("speed", {}), "mobilenet_v2_224": _mnv2_speed(), "sift_1024px": _sift_speed(),
+                            "gist512_32px": _gist_speed()}
+        write(results)
+    if args.part == "memory":
+        old = json.loads((OUT / "bench_features.json").read_text()) if (OUT / "bench_features.json").exists() else {}
+        results["speed"] = {**old.get("speed", {}), "cnn_peak_memory": _memory()}
         write(results)
     print((OUT / "bench_features.md").read_text())
 
