@@ -15,7 +15,7 @@ from pathlib import Path
 from .evaluation.metrics import direction
 from .io import PseudosupError, read_json, write_json
 
-GATED = ("map", "precision_at_k", "pair_precision")
+GATED = ("map", "precision_at_k", "map_at_k", "ndcg", "acg", "wap", "precision_top", "pair_precision")
 
 
 def flatten(metrics: dict) -> dict[str, float]:

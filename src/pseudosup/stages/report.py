@@ -14,7 +14,8 @@ from .common import add_params_args, params_of
 
 HELP = "aggregate an experiment's runs into metrics and tables"
 
-SCALARS = ("map", "precision_at_k", "precision_radius", "recall_radius")
+SCALARS = ("map", "precision_at_k", "precision_radius", "recall_radius", "map_at_k", "ndcg", "acg", "wap",
+           "precision_top")
 
 
 def add_arguments(p) -> None:
@@ -36,7 +37,7 @@ def run(args) -> None:
                "precision_at": runs[0]["k"] if runs else None, "results": {}, "mining": {}}
     for r in runs:
         key = run_name(r)
-        metrics["results"].setdefault(r["feature"], {})[key] = {m: r[m] for m in SCALARS if m in r}
+        metrics["results"].setdefault(r["feature"], {})[key] = {m: r[m] for m in SCALARS if r.get(m) is not None}
     for path in args.mining:
         s = read_json(path)
         metrics["mining"][s["feature"]] = {k: s[k] for k in ("num_pairs", "coverage", "pair_precision") if k in s}
@@ -55,7 +56,7 @@ def run_name(r: dict) -> str:
 
 def long_rows(runs: list[dict]) -> list[dict]:
     rows = [{"feature": r["feature"], "method": r["method"], "bits": r.get("bits") or "",
-             **{m: round(r[m], 6) for m in SCALARS if m in r}} for r in runs]
+             **{m: round(r[m], 6) for m in SCALARS if r.get(m) is not None}} for r in runs]
     return sorted(rows, key=lambda x: (x["feature"], x["method"], str(x["bits"]).zfill(4)))
 
 
