@@ -27,6 +27,14 @@ rule all:
         PLAN.pair_files(),
 
 
+rule everything:
+    # every experiment in params.yaml whose data is available here (the heavier ones too)
+    input:
+        PLAN.report_files(PLAN.available()),
+        PLAN.figure_files(PLAN.available()),
+        PLAN.pair_files(PLAN.available()),
+
+
 onstart:
     # SLURM runs: the pre-flight checks of `pseudosup slurm-check` on this run's settings
     # and jobs; stops before anything is submitted if the cluster cannot run them

@@ -138,7 +138,8 @@ def test_every_committed_split_is_listed_verified_and_within_its_dataset():
     sums = read_sums(SPLITS)
     assert sorted(sums) == sorted(p.name for p in SPLITS.glob("*.json"))
     sizes = {"sift-real-small": 48_646, "sift-1m": 1_110_000, "gist-1m": 1_501_000, "ukbench": 10_200,
-             "cifar10-test-jpg": 10_000, "oxford5k": 5063 + 55, "paris6k": 6392 + 55, "fashion-mnist": 70_000}
+             "cifar10-test-jpg": 10_000, "oxford5k": 5063 + 55, "paris6k": 6392 + 55, "fashion-mnist": 70_000,
+             "scene": 2_407, "cifar10-mosaic2x2": 5_500}
     for name in sums:
         split = load_split(SPLITS / name)
         assert split.name == name[:-5] and split.name in PROTOCOL_INFO

@@ -97,6 +97,25 @@ def save_array(path: str | os.PathLike, array: np.ndarray, meta: dict) -> None:
             np.save(f, array)
 
 
+def save_rows(path: str | os.PathLike, source, meta: dict, block: int = 65536) -> tuple[int, int]:
+    """Like save_array, for a large (n, d) array-like read by row ranges (e.g. vector
+    files): streamed into the .npy block by block, so it is never whole in memory."""
+    from numpy.lib.format import open_memmap
+
+    n, d = source.shape
+    write_json(sidecar_path(path), meta)
+    with atomic_path(path) as tmp:
+        out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, d))
+        for i in range(0, n, block):
+            rows = np.asarray(source[i:i + block], dtype=np.float32)
+            if not np.isfinite(rows).all():
+                raise PseudosupError(f"{path}: NaN/inf values in rows {i}..{i + len(rows) - 1} of the source")
+            out[i:i + len(rows)] = rows
+        out.flush()
+        del out
+    return n, d
+
+
 def load_array(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, dict]:
     path = Path(path)
     if not path.exists():

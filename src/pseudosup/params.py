@@ -104,7 +104,19 @@ def validate(params: dict, source: Path, schema_file: Path | None = None) -> dic
         raise PseudosupError("\n".join(_format_error(e, source) for e in best))
     _fill_defaults(params, schema, schema)
     check_references(params, source)
+    check_overrides(params, schema, source)
     return params
+
+
+def check_overrides(params: dict, schema: dict, source: Path) -> None:
+    """An experiment's `evaluation` overrides obey the `evaluation` schema."""
+    sub = {**schema["properties"]["evaluation"], "$defs": schema.get("$defs", {})}
+    validator = jsonschema.Draft202012Validator(sub)
+    for name, exp in params.get("experiments", {}).items():
+        over = exp.get("evaluation") or {}
+        for err in validator.iter_errors({**params.get("evaluation", {}), **over}):
+            key = ".".join(str(p) for p in err.absolute_path)
+            raise PseudosupError(f"{source}: invalid value at key 'experiments.{name}.evaluation.{key}': {err.message}")
 
 
 def check_references(params: dict, source: Path) -> None:
@@ -131,10 +143,6 @@ def check_references(params: dict, source: Path) -> None:
     for target in params.get("targets", []):
         if target not in params.get("experiments", {}):
             problems.append(f"targets: unknown experiment '{target}'")
-    for name, feat in params.get("features", {}).items():
-        pre = feat.get("pretrain")
-        if pre and pre.get("split") is None:
-            problems.append(f"features.{name}.pretrain.split: required")
     if problems:
         raise PseudosupError("\n".join(f"{source}: {p}" for p in problems))
 

@@ -17,6 +17,8 @@ PATTERNS = {
     "backbone": "models/{dataset}/{feature}/backbone.pt",
     "features": "data/features/{dataset}/{feature}.npy",
     "features_meta": "data/features/{dataset}/{feature}.json",
+    "features_bow": "data/features/{dataset}/{feature}.bow.npz",
+    "fitted": "models/{dataset}/{feature}/fitted.npz",
     "pairs": "data/pairs/{experiment}/{feature}.npz",
     "mining_stats": "results/mining/{experiment}/{feature}.json",
     "model": "models/{experiment}/{feature}/{method}-{bits}.npz",
@@ -27,6 +29,7 @@ PATTERNS = {
     "map_vs_bits": "results/figures/{experiment}/map_vs_bits.png",
     "pr_curves": "results/figures/{experiment}/pr_curves.png",
     "gallery": "results/figures/{experiment}/gallery.png",
+    "feature_map": "results/figures/{experiment}/feature_map.png",
 }
 
 WILDCARD_CONSTRAINTS = {
@@ -92,6 +95,35 @@ class Plan:
         cfg = self.config["features"][feature]
         return [path("backbone", dataset=dataset, feature=feature)] if cfg["extractor"] == "small-cnn" else []
 
+    def fitted(self, dataset: str, feature: str) -> list[str]:
+        """The fitted extractor model a feature needs (vocabulary, whitening; [] for none)."""
+        from .features.extractors import needs_fit
+
+        cfg = self.config["features"][feature]
+        return [path("fitted", dataset=dataset, feature=feature)] if needs_fit(cfg) else []
+
+    def fit_split(self, feature: str) -> list[str]:
+        """The split whose part a vocabulary / whitening is fitted on ([] = the whole dataset)."""
+        cfg = self.config["features"][feature]
+        s = cfg.get("vocabulary") if cfg["extractor"] == "sift-bow" else cfg.get("whitening")
+        return [path("split", split=s["split"])] if s and s.get("split") else []
+
+    def weights_file(self, feature: str) -> list[str]:
+        """A local weights file of a CNN extractor (an input, so a new file reruns it)."""
+        cfg = self.config["features"][feature]
+        w = cfg.get("weights") if cfg["extractor"] == "cnn" else None
+        return [w] if w and w not in ("torchvision", "random") else []
+
+    def bow_features_regex(self) -> str:
+        """Wildcard constraint matching exactly the sift-bow features (they have a rule of their own)."""
+        import re
+
+        names = sorted(f for f, c in self.config["features"].items() if c["extractor"] == "sift-bow")
+        return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+    def bow_file(self, experiment: str, feature: str) -> str:
+        return path("features_bow", dataset=self.dataset(experiment), feature=feature)
+
     def pretrain_split(self, feature: str) -> str:
         return path("split", split=self.config["features"][feature]["pretrain"]["split"])
 
@@ -130,10 +162,20 @@ class Plan:
     def figure_files(self, names=None) -> list[str]:
         out = []
         for e in self.targets(names):
-            out += [path("map_vs_bits", experiment=e), path("pr_curves", experiment=e)]
+            if self.experiment(e)["methods"]:
+                out += [path("map_vs_bits", experiment=e), path("pr_curves", experiment=e)]
+            else:  # feature-only experiments: one bar per feature
+                out.append(path("feature_map", experiment=e))
             if self.experiment(e).get("gallery"):
                 out.append(path("gallery", experiment=e))
         return out
+
+    def available(self) -> list[str]:
+        """Every experiment of params whose dataset can be obtained here."""
+        from .data import registry
+
+        return [e for e, exp in self.config["experiments"].items()
+                if registry.get(exp["dataset"]).available(self.config.get("paths"))[0]]
 
     def gallery_model(self, experiment: str) -> str:
         g = self.experiment(experiment)["gallery"]

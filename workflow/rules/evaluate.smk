@@ -13,7 +13,7 @@ rule evaluate_hasher:
         split=lambda w: PLAN.split(w.experiment),
         code=code("evaluate"),
     params:
-        p=params_of("evaluation"),
+        p=params_of("evaluation", "experiments.{experiment}.evaluation"),
         file=PARAMS_FILE,
         dataset=lambda w: PLAN.dataset(w.experiment),
     threads: 1
@@ -38,7 +38,7 @@ rule evaluate_euclidean:
         split=lambda w: PLAN.split(w.experiment),
         code=code("evaluate"),
     params:
-        p=params_of("evaluation"),
+        p=params_of("evaluation", "experiments.{experiment}.evaluation"),
         file=PARAMS_FILE,
         dataset=lambda w: PLAN.dataset(w.experiment),
     threads: 1

@@ -26,6 +26,32 @@ rule pretrain_cnn:
         "--feature {wildcards.feature} --out {output} --log {log}"
 
 
+rule fit_features:
+    # vocabularies (sift-bow) and PCA-whitening (cnn), fitted on a part disjoint from
+    # what they are evaluated on when the feature's params name a split
+    output:
+        PATTERNS["fitted"],
+    input:
+        raw=PATTERNS["raw"],
+        split=lambda w: PLAN.fit_split(w.feature),
+        weights=lambda w: PLAN.weights_file(w.feature),
+        code=code("fit_features"),
+    params:
+        p=params_of("seed", "features.{feature}"),
+        file=PARAMS_FILE,
+        split=lambda w, input: f"--split {input.split}" if input.split else "",
+    threads: THREADS
+    log:
+        "logs/fit_features/{dataset}/{feature}.log",
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "pseudosup fit-features --params {params.file} --keys {params.p} --threads {threads} "
+        "--dataset {wildcards.dataset} --raw {input.raw} --feature {wildcards.feature} "
+        "{params.split} --out {output} --log {log}"
+
+
 rule extract_features:
     output:
         features=PATTERNS["features"],
@@ -33,23 +59,56 @@ rule extract_features:
     input:
         raw=PATTERNS["raw"],
         backbone=lambda w: PLAN.backbone(w.dataset, w.feature),
+        fitted=lambda w: PLAN.fitted(w.dataset, w.feature),
+        weights=lambda w: PLAN.weights_file(w.feature),
         code=code("features"),
     params:
-        p=params_of("features.{feature}"),
+        p=params_of("seed", "features.{feature}"),
         file=PARAMS_FILE,
         backbone=lambda w, input: f"--backbone {input.backbone}" if input.backbone else "",
+        fitted=lambda w, input: f"--fitted {input.fitted}" if input.fitted else "",
     threads: THREADS
     log:
         "logs/features/{dataset}/{feature}.log",
     resources:
         mem_mb=3000,
         runtime=60,
-        # only CNN extractors can use a GPU
+        # only CNN extractors can use a GPU (params `gpus`; SLURM --gpus)
         gpu=lambda w: config.get("gpus", 0) if config["features"][w.feature]["extractor"] in ("small-cnn", "cnn") else 0,
     shell:
         "pseudosup features --params {params.file} --keys {params.p} --threads {threads} "
         "--dataset {wildcards.dataset} --raw {input.raw} --feature {wildcards.feature} "
-        "{params.backbone} --out {output.features} --log {log}"
+        "{params.backbone} {params.fitted} --out {output.features} --log {log}"
+
+
+# sift-bow features also write the sparse bag of words (CIE's inverted index)
+rule extract_bow_features:
+    output:
+        features=PATTERNS["features"],
+        meta=PATTERNS["features_meta"],
+        bow=PATTERNS["features_bow"],
+    input:
+        raw=PATTERNS["raw"],
+        fitted=PATTERNS["fitted"],
+        code=code("features"),
+    params:
+        p=params_of("seed", "features.{feature}"),
+        file=PARAMS_FILE,
+    wildcard_constraints:
+        feature=PLAN.bow_features_regex(),
+    threads: THREADS
+    log:
+        "logs/features/{dataset}/{feature}.log",
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    shell:
+        "pseudosup features --params {params.file} --keys {params.p} --threads {threads} "
+        "--dataset {wildcards.dataset} --raw {input.raw} --feature {wildcards.feature} "
+        "--fitted {input.fitted} --bow-out {output.bow} --out {output.features} --log {log}"
+
+
+ruleorder: extract_bow_features > extract_features
 
 
 rule features:

@@ -15,6 +15,18 @@ rule plot_figures:
         "--pr-curves {output.pr_curves} --title {wildcards.experiment}: --log {log}"
 
 
+rule plot_features:
+    output:
+        PATTERNS["feature_map"],
+    input:
+        runs=lambda w: PLAN.run_files(w.experiment),
+        code=code("plot"),
+    log:
+        "logs/plot/{experiment}-features.log",
+    shell:
+        "pseudosup plot --runs {input.runs} --feature-map {output} --title {wildcards.experiment}: --log {log}"
+
+
 rule plot_gallery:
     output:
         PATTERNS["gallery"],

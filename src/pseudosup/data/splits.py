@@ -421,3 +421,26 @@ def _ukbench(ds, seed: int) -> Split:
                  _ranges(queries=(0, n), database=(0, n), train=(0, n)),
                  {"protocol": "ukbench", "queries_in_database": True, "query_in_ranking": True,
                   "score": "N-S: relevant in the top 4"})
+
+
+@protocol("scene-test", "scene",
+          "scene (Boutell, 294 colour moments, 6 labels): the 1,196 test rows are the queries; the 1,211 "
+          "training rows are the database and the training set; relevance = number of shared labels "
+          "(multi-label)", needs="raw")
+def _scene_test(source, seed: int) -> Split:
+    ds, raw = source
+    parts = ds.parts(raw)
+    return Split("scene-test", *_info("scene-test"), "multilabel", seed,
+                 _ranges(queries=parts["test"], database=parts["train"], train=parts["train"]))
+
+
+@protocol("cifar10-mosaic2x2-q500", "cifar10-mosaic2x2",
+          "cifar10-mosaic2x2 (DERIVED: seeded 2x2 mosaics of CIFAR-10 test JPEGs, labels = classes present): "
+          "the 500 query mosaics against the 5,000 database mosaics, which are also the training set; "
+          "query and database mosaics come from disjoint source images; relevance = number of shared "
+          "classes (multi-label)", needs="raw")
+def _mosaic_q500(source, seed: int) -> Split:
+    ds, raw = source
+    parts = ds.parts(raw)
+    return Split("cifar10-mosaic2x2-q500", *_info("cifar10-mosaic2x2-q500"), "multilabel", seed,
+                 _ranges(queries=parts["queries"], database=parts["database"], train=parts["database"]))

@@ -23,26 +23,33 @@ def _features(runs):
     return list(dict.fromkeys(r["feature"] for r in runs))
 
 
+def _main_metric(runs: list[dict]) -> tuple[str, str]:
+    """NDCG for multi-label relevance (DSRH's protocol), mAP otherwise."""
+    graded = next((r["graded_at"] for r in runs if r.get("graded_at")), None)
+    return ("ndcg", f"NDCG@{graded['ndcg']}") if graded else ("map", "mAP")
+
+
 def map_vs_bits(runs: list[dict], out: Path, title: str = "") -> None:
+    key, label = _main_metric(runs)
     feats = _features(runs)
     fig, axes = plt.subplots(1, len(feats), figsize=(4.6 * len(feats), 3.6), squeeze=False, sharey=True)
     for ax, feat in zip(axes[0], feats):
         mine = [r for r in runs if r["feature"] == feat]
         for meth in dict.fromkeys(r["method"] for r in mine if r.get("bits") is not None):
-            pts = sorted((r["bits"], r["map"]) for r in mine if r["method"] == meth and r.get("bits") is not None)
+            pts = sorted((r["bits"], r[key]) for r in mine if r["method"] == meth and r.get("bits") is not None)
             ax.plot(*zip(*pts), marker="o", label=meth)
         for r in mine:
             if r.get("bits") is None:
-                ax.axhline(r["map"], ls="--", color="grey", label=f"{r['method']} (real-valued)")
+                ax.axhline(r[key], ls="--", color="grey", label=f"{r['method']} (real-valued)")
         bits = sorted({r["bits"] for r in mine if r.get("bits") is not None})
         ax.set_xscale("log", base=2)
         ax.set_xticks(bits, [str(b) for b in bits])
         ax.set_title(feat)
         ax.set_xlabel("code length (bits)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("mAP")
+    axes[0][0].set_ylabel(label)
     axes[0][-1].legend(fontsize=8, loc="best")
-    fig.suptitle(f"{title} mAP vs code length".strip())
+    fig.suptitle(f"{title} {label} vs code length".strip())
     _save(fig, out)
 
 
@@ -65,6 +72,21 @@ def pr_curves(runs: list[dict], out: Path, title: str = "") -> None:
     axes[0][0].set_ylabel("precision")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle(f"{title} precision-recall".strip())
+    _save(fig, out)
+
+
+def feature_map(runs: list[dict], out: Path, title: str = "") -> None:
+    """One bar per feature: the metric of its Euclidean ranking."""
+    key, label = _main_metric(runs)
+    ceil = [r for r in runs if r.get("bits") is None]
+    fig, ax = plt.subplots(figsize=(1.1 * len(ceil) + 2.5, 3.4))
+    ax.bar([r["feature"] for r in ceil], [r[key] for r in ceil], color="#4575b4")
+    for i, r in enumerate(ceil):
+        ax.text(i, r[key], f"{r[key]:.3f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(f"{label} (Euclidean ranking)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{title} {label} per feature".strip())
     _save(fig, out)
 
 

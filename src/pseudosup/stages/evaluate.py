@@ -51,7 +51,7 @@ def run(args) -> None:
     from ..log import log
 
     set_threads(args.threads)
-    cfg = params_of(args).get_key("evaluation")
+    cfg = evaluation_settings(params_of(args))
     split = load_split(args.split)
     if split.relevance not in ALLOWED_RELEVANCE:
         raise PseudosupError(f"{args.split}: relevance '{split.relevance}' is not scored by this stage "
@@ -215,3 +215,13 @@ def _euclidean_metrics(Xq, Xdb, rel, split, cfg) -> dict:
             vals.append(R.ranked_metrics(np.take_along_axis(rel.mask(q0, q1), order, axis=1), 1, int(k_map))["map_at_k"])
         out.update(map_at_k=float(np.concatenate(vals).mean()), map_at=int(k_map))
     return out
+
+
+def evaluation_settings(params) -> dict:
+    """params `evaluation`, updated by the experiment's own `evaluation` overrides when
+    the rule declared them (e.g. tie_rule: index for the LDPH authors' protocol)."""
+    cfg = dict(params.get_key("evaluation"))
+    for key in params:
+        if key.startswith("experiments.") and key.endswith(".evaluation"):
+            cfg.update(params.get_key(key) or {})
+    return cfg

@@ -4,7 +4,8 @@ Rows follow the dataset's item order (splits index into it). The sidecar records
 the extractor, its params, the weights it used, the code version, and every item
 that was skipped (zero row) or converted, with the reason.
 
-Extractors (params `features.<feature>.extractor`): pixels, small-cnn (needs
+Extractors (params `features.<feature>.extractor`): vectors (a vector dataset's own
+vectors, e.g. TEXMEX or scene, streamed), pixels, small-cnn (needs
 --backbone), gist, sift-bow (needs --fitted from `pseudosup fit-features`; also
 writes the sparse bag of words to --bow-out), cnn (torchvision backbones or the
 bundled TFLite MobileNetV2; needs --fitted when it has `whitening`).
@@ -54,6 +55,13 @@ def run(args) -> None:
     meta = {"dataset": args.dataset, "feature": args.feature, "extractor": cfg["extractor"], "params": cfg,
             "skipped": [], "code_version": code_version(), "device": "cpu"}
     bow = None
+    if cfg["extractor"] == "vectors":  # vector datasets: their own vectors, streamed
+        from ..io import save_rows
+        source = ds.vectors(args.raw)
+        meta["n"], meta["dim"] = (int(v) for v in source.shape)
+        save_rows(args.out, source, meta)
+        log.info("wrote %s: %d x %d (the dataset's own vectors)", args.out, meta["n"], meta["dim"])
+        return
     if cfg["extractor"] == "pixels":
         from ..features import pixels
         X = pixels.extract(ds.images(args.raw))

@@ -1,6 +1,7 @@
 """Figures of an experiment, from its run files only: mAP vs code length per method
-and feature (Euclidean ceiling dashed), and precision-recall curves over Hamming
-radii at the longest code."""
+and feature (Euclidean ceiling dashed; NDCG for multi-label relevance), and
+precision-recall curves over Hamming radii at the longest code; for feature-only
+experiments, one bar per feature."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ HELP = "plot mAP vs bits and precision-recall curves of an experiment"
 
 def add_arguments(p) -> None:
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="run files from `pseudosup evaluate`")
-    p.add_argument("--map-vs-bits", type=Path, required=True, help="output .png")
-    p.add_argument("--pr-curves", type=Path, required=True, help="output .png")
+    p.add_argument("--map-vs-bits", type=Path, default=None, help="output .png (hashing experiments)")
+    p.add_argument("--pr-curves", type=Path, default=None, help="output .png (hashing experiments)")
+    p.add_argument("--feature-map", type=Path, default=None, help="output .png (feature-only experiments)")
     p.add_argument("--title", default="", help="figure title prefix")
 
 
@@ -21,5 +23,9 @@ def run(args) -> None:
     from ..plots import figures
 
     runs = [read_json(p) for p in args.runs]
-    figures.map_vs_bits(runs, args.map_vs_bits, args.title)
-    figures.pr_curves(runs, args.pr_curves, args.title)
+    if args.map_vs_bits:
+        figures.map_vs_bits(runs, args.map_vs_bits, args.title)
+    if args.pr_curves:
+        figures.pr_curves(runs, args.pr_curves, args.title)
+    if args.feature_map:
+        figures.feature_map(runs, args.feature_map, args.title)

@@ -67,23 +67,41 @@ def _csv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _columns(runs: list[dict], metrics: dict) -> tuple[str, str, str, str]:
+    """(main metric, its label, side metric, its label): NDCG / wAP for multi-label
+    relevance, mAP / precision@K otherwise."""
+    graded = next((r["graded_at"] for r in runs if r.get("graded_at")), None)
+    if graded:
+        return "ndcg", f"NDCG@{graded['ndcg']}", "wap", f"wAP@{graded['wap']}"
+    return "map", "mAP", "precision_at_k", f"P@{metrics['precision_at']}"
+
+
+def _fmt(run: dict | None, key: str) -> str:
+    return f"{run[key]:.4f}" if run and run.get(key) is not None else "-"
+
+
 def markdown_table(name: str, exp: dict, runs: list[dict], metrics: dict) -> str:
+    key, label, side, side_label = _columns(runs, metrics)
     bits = sorted({r["bits"] for r in runs if r.get("bits") is not None})
-    head = f"mAP ({metrics['split']}, tie rule {metrics['tie_rule']}); last column: precision@{metrics['precision_at']} at {bits[-1] if bits else '-'} bits"
-    lines = [f"**{name}**: {head}", "",
-             "| feature | method | " + " | ".join(f"{b} bits" for b in bits) + f" | P@{metrics['precision_at']} |",
-             "|---|---|" + "---|" * len(bits) + "---|"]
     by = {(r["feature"], r["method"], r.get("bits")): r for r in runs}
+    if not bits:  # feature-only experiment: the real-valued rankings
+        lines = [f"**{name}**: {label} of Euclidean ranking per feature ({metrics['split']})", "",
+                 f"| feature | {label} | {side_label} |", "|---|---|---|"]
+        lines += [f"| {f} | {_fmt(by.get((f, 'euclidean', None)), key)} | {_fmt(by.get((f, 'euclidean', None)), side)} |"
+                  for f in exp["features"]]
+        return "\n".join(lines) + "\n"
+    head = f"{label} ({metrics['split']}, tie rule {metrics['tie_rule']}); last column: {side_label} at {bits[-1]} bits"
+    lines = [f"**{name}**: {head}", "",
+             "| feature | method | " + " | ".join(f"{b} bits" for b in bits) + f" | {side_label} |",
+             "|---|---|" + "---|" * len(bits) + "---|"]
     for feat in exp["features"]:
         for meth in exp.get("methods", []):
-            cells = [f"{by[(feat, meth, b)]['map']:.4f}" if (feat, meth, b) in by else "-" for b in bits]
-            top = by.get((feat, meth, bits[-1])) if bits else None
-            lines.append(f"| {feat} | {meth} | " + " | ".join(cells) + f" | {top['precision_at_k']:.4f} |" if top
-                         else f"| {feat} | {meth} | " + " | ".join(cells) + " | - |")
+            cells = [_fmt(by.get((feat, meth, b)), key) for b in bits]
+            lines.append(f"| {feat} | {meth} | " + " | ".join(cells) + f" | {_fmt(by.get((feat, meth, bits[-1])), side)} |")
         ceil = by.get((feat, "euclidean", None))
         if ceil:
-            lines.append(f"| {feat} | Euclidean (ceiling) | " + " | ".join(f"{ceil['map']:.4f}" for _ in bits)
-                         + f" | {ceil['precision_at_k']:.4f} |")
+            lines.append(f"| {feat} | Euclidean (ceiling) | " + " | ".join(_fmt(ceil, key) for _ in bits)
+                         + f" | {_fmt(ceil, side)} |")
     if metrics["mining"]:
         lines += ["", "Reversible-NN pairs of the database (k from params `mining.k`; label agreement is a diagnostic only):", "",
                   "| feature | pairs | items covered | pairs sharing a label |", "|---|---|---|---|"]
