@@ -147,7 +147,8 @@ def gallery(args, cfg: dict) -> None:
         _thumb(axes[r][0], images[int(task.queries[q])], "black", m)
         for c, pos in enumerate(order[:top], start=1):
             _thumb(axes[r][c], images[int(task.database[pos])], _colour(task, q, pos), "")
-    fig.suptitle("query (left) and top results: green relevant, red not, grey ignored", fontsize=9)
+    fig.suptitle("query (left) and top results: green relevant, red not, grey ignored", fontsize=9, y=0.995)
+    fig.subplots_adjust(top=0.97, wspace=0.05, hspace=0.08)
     _save(fig, args.gallery)
 
 
