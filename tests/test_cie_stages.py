@@ -105,6 +105,7 @@ def test_docs_snippets_run_the_cross_feature_experiment(tmp_path):
         inst = np.unique([it["instance"] for it in manifest["items"]], return_inverse=True)[1]
         standin_features(project, inst)
         targets = ["results/runs/instance/retrieval.json", "results/tables/instance-retrieval.md",
+                   "results/metrics/instance.json",
                    "results/figures/instance/cie_map.png", "results/figures/instance/finetune.png",
                    "results/figures/instance/cie_gallery.png"]
         snakemake(project, "--cores", "2", *targets)
@@ -123,6 +124,10 @@ def test_docs_snippets_run_the_cross_feature_experiment(tmp_path):
     ft = json.loads((project / "results/finetune/instance/history.json").read_text())["history"]
     assert [h["epoch"] for h in ft] == [0, 1] and "loss" in ft[1]
     assert "| CIE (embedded CNN index) |" in (project / "results/tables/instance-retrieval.md").read_text()
+    from pseudosup.gate import flatten
+
+    flat = flatten(json.loads((project / "results/metrics/instance.json").read_text()))
+    assert set(flat) == {f"retrieval/{m}/map" for m in res["results"]}
     dry = snakemake(project, "--cores", "2", "--dry-run", *targets)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 

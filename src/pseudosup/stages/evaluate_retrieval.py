@@ -36,6 +36,9 @@ def add_arguments(p) -> None:
     p.add_argument("--name", default="", help="experiment name (for the table)")
     p.add_argument("--out", type=Path, required=True, help="results (.json)")
     p.add_argument("--table", type=Path, default=None, help="Markdown table (.md)")
+    p.add_argument("--metrics", type=Path, default=None,
+                   help="metrics in the gate's layout (.json: results/retrieval/<method>/map), for "
+                        "`pseudosup check-metrics` / `update-baselines`")
     add_task_args(p)
 
 
@@ -90,6 +93,9 @@ def run(args) -> None:
                       "sift_feature": gmeta.get("feature"), "cnn_feature": xmeta.get("feature")},
            "results": results}
     write_json(args.out, out)
+    if args.metrics:
+        write_json(args.metrics, {"experiment": args.name, "dataset": args.dataset, "task": task.name,
+                                  "results": {"retrieval": {m: {"map": r["map"]} for m, r in results.items()}}})
     if args.table:
         with atomic_path(args.table) as tmp:
             tmp.write_text(markdown_table([out]))
