@@ -38,7 +38,7 @@ def patch_project(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params.update(yaml.safe_load(doc_block("params")))
     params["instance_bench"].update(variants=2, distractors=5, max_side=256)
-    params["cross_mining"]["verify"].update(max_side=320, min_inliers=10)
+    params["cross_mining"]["verify"].update(max_side=320, min_inliers=10, drop_unverified=False)
     params["cie"].update(k=3, iterations=2)
     params["finetune"].update(trainable_blocks=2, epochs=1, batch_size=8, negatives=2, neg_min_rank=5,
                               neg_max_rank=40)

@@ -27,6 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--source", type=Path, required=True, help="source-space features (.bow.npz sparse or .npy dense)")
     p.add_argument("--target", type=Path, required=True, help="target-space features (.npy dense or .bow.npz)")
     p.add_argument("--split", type=Path, default=None, help="split file (items = its database part); default: all items")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip geometric verification whatever the params say (e.g. for 32x32 images)")
     p.add_argument("--out", type=Path, required=True, help="pairs (.npz)")
     p.add_argument("--stats", type=Path, required=True, help="statistics (.json)")
 
@@ -71,7 +73,7 @@ def run(args) -> None:
     stats = {"source": smeta.get("feature", str(args.source)), "target": tmeta.get("feature", str(args.target)),
              "items": int(len(items)), "k": cfg["k"], "mode": cfg["mode"], "max_target_rank": cfg["max_target_rank"],
              "source_knn": s_info, "target_knn": t_info}
-    if cfg["verify"]["enabled"]:
+    if cfg["verify"]["enabled"] and not args.no_verify:
         arrays.update(_verify(ds.image_source(args.raw), items, mined.pairs, cfg["verify"], args.threads))
         keep = arrays["verified"]
         stats["verification"] = {"checked": int(len(keep)), "verified": int(keep.sum()),
