@@ -211,3 +211,30 @@ def test_retrieval_task_class_level():
     task = P.RetrievalTask("c", "class", np.arange(40, 48), np.arange(40), query_labels=ql, db_labels=dl)
     s = rng.standard_normal((8, 40))
     assert task.evaluate(s)[0]["map"] == pytest.approx(P.class_map(P.rank_by_scores(s), ql, dl)[0])
+
+
+@pytest.mark.shared_data
+def test_data_layer_oxford_loader_with_the_protocol(tmp_path):
+    """The data layer's Oxford5k ground truth (queries = 55 cropped extra items) through
+    RetrievalTask: the ideal ranking scores 1, junk placed first too, a random one ~ chance."""
+    import shutil
+
+    from pseudosup.data import registry
+
+    raw = tmp_path / "oxford5k"
+    raw.mkdir()
+    shutil.copy(SHARED / "oxford5k" / "gnd_oxford5k.pkl", raw / "gnd_oxford5k.pkl")
+    ds = registry.get("oxford5k")
+    gt = ds.groundtruth(raw)
+    db = np.arange(*ds.parts(raw)["database"])
+    task = P.task_from_groundtruth("oxford5k", gt, db)
+    assert len(task.queries) == 55 and len(db) == 5063 and (task.query_pos == -1).all()
+    ideal = np.zeros((55, 5063))
+    for q in range(55):
+        ideal[q, task.junk[q]] = 2.0  # junk first: removed, not counted
+        ideal[q, task.ok[q]] = 1.0
+    assert task.evaluate(ideal)[0]["map"] == 1.0
+    rng = np.random.default_rng(1)
+    m = task.evaluate(rng.random((55, 5063)))[0]["map"]
+    chance = np.mean([len(o) / (5063 - len(j)) for o, j in zip(task.ok, task.junk)])
+    assert 0.3 * chance < m < 3 * chance
