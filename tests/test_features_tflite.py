@@ -1,5 +1,6 @@
-"""The TFLite -> torch MobileNetV2 converter against the TFLite interpreter (ai-edge-litert),
-TensorFlow SAME padding, and the fine-tuning API."""
+"""The TFLite -> torch MobileNetV2 converter against the TFLite interpreter (ai-edge-litert):
+the float model (the default) and the exact integer model; TensorFlow SAME padding; the
+fine-tuning API."""
 
 from __future__ import annotations
 
@@ -73,51 +74,70 @@ def _coral_photos() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def reference():
-    """The 8 coral photos + 500 CIFAR-10 test images (224 x 224 uint8) and the TFLite
-    interpreter's class scores and dequantised penultimate (AvgPool, 1280-d) features."""
+def images() -> np.ndarray:
+    """The issue's verification set: the 8 coral photos + 500 CIFAR-10 test images, 224 x 224 uint8."""
+    return np.concatenate([_coral_photos(), _cifar_500()])
+
+
+@pytest.fixture(scope="module")
+def reference(images):
+    """The default TFLite interpreter's (XNNPACK kernels) raw uint8 outputs on `images`:
+    pool (penultimate AvgPool, 1280-d), logits, probs (the softmax output). Cached for
+    the module (a few seconds)."""
     pytest.importorskip("ai_edge_litert")
-    from pseudosup.features.tflite import run_interpreter, tflite_interpreter
+    from pseudosup.features.tflite import interpreter_outputs, tflite_interpreter
 
-    imgs = np.concatenate([_coral_photos(), _cifar_500()])
     t0 = time.time()
-    scores, feats = run_interpreter(tflite_interpreter(TFLITE, threads=2, keep_all=True), imgs)
-    print(f"\nTFLite interpreter: {len(imgs)} images in {time.time() - t0:.1f} s")
-    return imgs, scores, feats
+    out = interpreter_outputs(tflite_interpreter(TFLITE, threads=2, keep_all=True), images)
+    print(f"\nTFLite interpreter (xnnpack): {len(images)} images in {time.time() - t0:.1f} s")
+    return out
 
 
-def _agreement(reference, emulate: bool):
+def _measure(name: str, top1: np.ndarray, feats: np.ndarray, ref: dict, seconds: float) -> dict:
+    """Top-1 agreement with the interpreter's output (argmax of its uint8 softmax, first
+    index among ties) and with ties counted as agreement (`tie_aware`: our top-1 is one
+    of the interpreter's tied top classes), and the cosine of the penultimate features
+    (the interpreter's dequantised AvgPool; its scale cancels in the cosine)."""
+    probs = ref["probs"].astype(np.int64)
+    strict = top1 == probs.argmax(1)
+    tie = probs[np.arange(len(top1)), top1] == probs.max(1)
+    pool = ref["pool"].astype(np.float64)
+    cos = (feats * pool).sum(1) / np.linalg.norm(feats, axis=1) / np.linalg.norm(pool, axis=1)
+    m = {"top1": strict.mean(), "photos": strict[:8].mean(), "cifar": strict[8:].mean(), "tie_aware": tie.mean(),
+         "cos_median": np.median(cos), "cos_min": cos.min(), "cos_photos": np.median(cos[:8])}
+    print(f"\n{name}, {len(top1)} images: top-1 agreement {m['top1']:.4f} (photos {strict[:8].sum()}/8, "
+          f"CIFAR {m['cifar']:.4f}; ties counted {m['tie_aware']:.4f}), median cosine {m['cos_median']:.5f} "
+          f"(min {m['cos_min']:.4f}; photos {m['cos_photos']:.5f}), {seconds:.1f} s")
+    return m
+
+
+def _float_model(images, emulate: bool):
     from pseudosup.features.tflite import load_mobilenet_v2
 
-    imgs, ref_scores, ref_feats = reference
     t0 = time.time()
     net = load_mobilenet_v2(TFLITE, emulate_uint8=emulate).to(memory_format=torch.channels_last)
     with torch.inference_mode():
-        x = net.normalize(torch.from_numpy(imgs).permute(0, 3, 1, 2))
+        x = net.normalize(torch.from_numpy(images).permute(0, 3, 1, 2))
         feats = torch.cat([net.pooled(x[a:a + 16].contiguous(memory_format=torch.channels_last))
                            for a in range(0, len(x), 16)])
         logits = net.logits_quant(net.classifier(feats)).numpy()
-    feats = feats.numpy()
-    agree = logits.argmax(1) == ref_scores.argmax(1)
-    cos = (feats * ref_feats).sum(1) / np.linalg.norm(feats, axis=1) / np.linalg.norm(ref_feats, axis=1)
-    print(f"\n{'uint8-emulating' if emulate else 'float'} torch model, {len(imgs)} images: top-1 agreement "
-          f"{agree.mean():.4f} (coral photos {agree[:8].mean():.3f}, CIFAR {agree[8:].mean():.4f}), "
-          f"median cosine {np.median(cos):.5f} (min {cos.min():.4f}), {time.time() - t0:.1f} s")
-    return agree, cos, logits
+    return logits, feats.numpy().astype(np.float64), time.time() - t0
 
 
 @pytest.mark.shared_data
-def test_float_model_agrees_with_tflite_interpreter(reference):
-    """Issue bounds: top-1 agreement >= 97% on the 8 photos + 500 upscaled CIFAR-10 images,
-    median cosine >= 0.98 of the penultimate features. Measured here: the cosine bound
-    holds (~0.988); top-1 agreement is 100% on the photos but only ~80% on the upscaled
-    CIFAR images, whose predictions are low-margin and flip under the uint8 model's
-    activation rounding. The issue's 97% is NOT met by the float model (reported);
-    this test guards the measured level."""
-    agree, cos, logits = _agreement(reference, emulate=False)
-    assert agree[:8].all()
-    assert np.median(cos) >= 0.98
-    assert agree.mean() >= 0.75
+def test_float_model_agrees_with_tflite_interpreter(images, reference):
+    """The default (float) model against the uint8 interpreter. Measured: 8/8 on the
+    photos (median cosine 0.9986), 0.795 top-1 overall, median cosine 0.988. The issue's
+    cosine bound (>= 0.98) is met; its top-1 bound (>= 97%) is NOT, and cannot be by a
+    float model: the low-margin predictions on upscaled CIFAR images flip under the uint8
+    model's rounding, so much that the interpreter's own kernel sets disagree with each
+    other about as often (test_interpreter_kernel_sets_disagree). The exact integer
+    model meets the bounds (test_integer_model_meets_the_issue_bounds). Guards the level."""
+    logits, feats, sec = _float_model(images, emulate=False)
+    m = _measure("float torch model", logits.argmax(1), feats, reference, sec)
+    assert m["photos"] == 1.0
+    assert m["cos_median"] >= 0.98  # the issue's bound
+    assert m["top1"] >= 0.75 and m["tie_aware"] >= m["top1"]  # measured 0.795 (ties counted: 0.809)
     labels = (SHARED / "coral" / "imagenet_labels.txt").read_text().splitlines()
     names = [labels[i].lower() for i in logits[:8].argmax(1)]
     assert any("cat" in n for n in names) and any("hot" in n and "dog" in n for n in names)
@@ -125,44 +145,110 @@ def test_float_model_agrees_with_tflite_interpreter(reference):
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_uint8_emulation_is_closer(reference):
-    """Rounding activations to the TFLite grids (emulate_uint8) brings the features much
-    closer (median cosine ~0.998) and the top-1 agreement to ~89%: still short of 97%,
-    because the interpreter's integer requantisation rounds differently from float
-    rounding in a few entries per layer, and those differences grow with depth."""
-    agree, cos, _ = _agreement(reference, emulate=True)
-    assert agree[:8].all()
-    assert np.median(cos) >= 0.99
-    assert agree.mean() >= 0.85
+def test_uint8_rounding_is_closer(images, reference):
+    """Rounding activations to the uint8 grids in float (emulate_uint8) brings the
+    features closer (median cosine 0.998) and the top-1 agreement to 0.886: still not
+    the interpreter's integer arithmetic (see the integer model)."""
+    logits, feats, sec = _float_model(images, emulate=True)
+    m = _measure("float model, activations rounded to uint8 (emulate_uint8)", logits.argmax(1), feats, reference, sec)
+    assert m["photos"] == 1.0
+    assert m["cos_median"] >= 0.99
+    assert m["top1"] >= 0.85
+
+
+def _integer_outputs(net, images, batch: int = 16) -> dict:
+    outs = [net.quantized(torch.from_numpy(images[a:a + batch]).permute(0, 3, 1, 2))
+            for a in range(0, len(images), batch)]
+    return {k: torch.cat([o[k] for o in outs]).numpy() for k in ("pool", "logits", "probs")}
 
 
 @pytest.mark.shared_data
-def test_first_layers_match_the_interpreter_to_one_quantisation_step(reference):
-    """The conversion itself (weights, layout, SAME padding, bias, ReLU6) is exact: with
-    activations on the uint8 grid, the first convolutions' outputs equal the
-    interpreter's uint8 tensors except for a few 1-step rounding differences."""
-    from pseudosup.features.tflite import _op_name, _read_model, load_mobilenet_v2, tflite_interpreter
+@pytest.mark.parametrize("kernels", ["xnnpack", "optimized", "reference"])
+def test_integer_model_is_bit_exact_layer_by_layer(images, kernels):
+    """The integer model (the converted float model's layers, re-quantised, with the
+    interpreter's integer arithmetic) reproduces every intermediate uint8 tensor of the
+    interpreter exactly: all 52 convolutions, 10 residual ADDs, the pool, the logits and
+    the softmax output, for each of the interpreter's kernel sets (a photo and a CIFAR
+    image; the 508 images for the default kernels: test_integer_model_meets_the_issue_bounds)."""
+    pytest.importorskip("ai_edge_litert")
+    from pseudosup.features.tflite import load_integer_mobilenet_v2, tflite_interpreter
 
-    imgs = reference[0][:2]
-    S, model = _read_model(TFLITE)
-    graph = model.subgraphs[0]
-    convs = [op for op in graph.operators if _op_name(S, model, op) in ("CONV_2D", "DEPTHWISE_CONV_2D")]
-    net = load_mobilenet_v2(TFLITE, emulate_uint8=True)
-    it = tflite_interpreter(TFLITE, keep_all=True)
-    for img in imgs:
-        outs = []
-        hooks = [layer.register_forward_hook(lambda m, i, o: outs.append(o)) for layer in net.convs()[:3]]
+    imgs = images[[0, 100]]
+    net = load_integer_mobilenet_v2(TFLITE, kernels=kernels)
+    trace: dict = {}
+    ours = net.quantized(torch.from_numpy(imgs).permute(0, 3, 1, 2), trace=trace)
+    assert len(trace) == 52 + 10 + 1 + 1  # convs, ADDs, pool, logits
+    it = tflite_interpreter(TFLITE, keep_all=True, kernels=kernels)
+    for i, img in enumerate(imgs):
         it.set_tensor(it.get_input_details()[0]["index"], img[None])
         it.invoke()
-        with torch.inference_mode():
-            net.features[:2](net.normalize(torch.from_numpy(img[None]).permute(0, 3, 1, 2)))
-        for h in hooks:
-            h.remove()
-        for op, o in zip(convs[:3], outs):
-            qp = graph.tensors[op.outputs[0]].quantization
-            mine = np.round(o.numpy().transpose(0, 2, 3, 1) / qp.scale[0] + qp.zeroPoint[0])
-            diff = np.abs(mine - it.get_tensor(op.outputs[0]).astype(np.float64))
-            assert (diff > 0).mean() < 1e-3 and (diff > 1).mean() < 1e-4
+        for tensor, q in trace.items():
+            np.testing.assert_array_equal(q[i:i + 1], it.get_tensor(tensor).reshape(q[i:i + 1].shape),
+                                          err_msg=f"tensor {tensor}")
+        probs = it.get_tensor(it.get_output_details()[0]["index"])[0].astype(np.int64)
+        diff = np.abs(ours["probs"][i].numpy().astype(np.int64) - probs)
+        # the reference kernels' softmax is fixed point, ours (and the other kernels') a float table:
+        # 2 of the 508 x 1001 probabilities differ by one step (measured); the others are exact
+        assert diff.max() <= (1 if kernels == "reference" else 0)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_integer_model_meets_the_issue_bounds(images, reference):
+    """On the issue's 508 images the integer model's pool, logits and softmax outputs equal
+    the default interpreter's bit for bit: top-1 agreement 1.0 (>= 0.97) and cosine 1.0
+    (>= 0.98). The conversion (graph, weights, padding) is therefore exact, and the float
+    model's remaining disagreement is the uint8 quantisation itself."""
+    from pseudosup.features.tflite import load_integer_mobilenet_v2
+
+    t0 = time.time()
+    ours = _integer_outputs(load_integer_mobilenet_v2(TFLITE), images)
+    m = _measure("integer model (xnnpack)", ours["probs"].argmax(1), ours["pool"].astype(np.float64), reference,
+                 time.time() - t0)
+    for k in ("pool", "logits", "probs"):
+        np.testing.assert_array_equal(ours[k], reference[k], err_msg=k)
+    assert m["top1"] >= 0.97 and m["cos_median"] >= 0.98  # the issue's bounds (measured: 1.0 and 1.0)
+
+
+@pytest.mark.shared_data
+def test_interpreter_kernel_sets_disagree(images, reference):
+    """Why no float model can reach 97% top-1 here: the interpreter's own kernel sets run
+    the same uint8 model with different (all legitimate) requantisation rounding, and on
+    these images TFLite's optimised kernels agree with the default XNNPACK ones on only
+    0.817 of the top-1 predictions (the reference kernels: 0.807, measured once)."""
+    from pseudosup.features.tflite import interpreter_outputs, tflite_interpreter
+
+    other = interpreter_outputs(tflite_interpreter(TFLITE, threads=2, keep_all=True, kernels="optimized"), images)
+    agree = (other["probs"].argmax(1) == reference["probs"].argmax(1)).mean()
+    print(f"\ninterpreter, optimized vs xnnpack kernels: top-1 agreement {agree:.4f}")
+    assert 0.7 <= agree <= 0.9  # measured 0.817
+    assert (other["probs"][:8].argmax(1) == reference["probs"][:8].argmax(1)).all()
+
+
+def test_fixed_point_helpers_match_their_definitions():
+    """The integer-arithmetic helpers against exact rational arithmetic, ties included."""
+    from fractions import Fraction
+    from math import floor
+
+    from pseudosup.features.tflite import _high_mul, _quantize_multiplier, _shift_round_away, _shift_round_up
+
+    rng = np.random.default_rng(0)
+    for real in [*rng.uniform(1e-6, 0.999, 200), 0.5, 0.25, 1 - 2.0 ** -40, 3.5]:
+        q, shift = _quantize_multiplier(float(real))
+        assert 1 << 30 <= q < 1 << 31
+        assert abs(Fraction(q) * Fraction(2) ** (shift - 31) - Fraction(float(real))) <= Fraction(2) ** (shift - 32)
+    a = np.concatenate([rng.integers(-(1 << 31) + 1, 1 << 31, 500), [0, 1, -1, 1 << 30, -(1 << 30)]])
+    for q in (1 << 30, (1 << 31) - 1, 1518500250):
+        got = _high_mul(torch.from_numpy(a), q).numpy()
+        want = [floor(Fraction(int(v) * q, 1 << 31) + Fraction(1, 2)) for v in a]  # nearest, ties up
+        assert got.tolist() == want
+    x = np.concatenate([rng.integers(-(1 << 20), 1 << 20, 500), np.arange(-40, 41)])
+    for e in (1, 3, 8):
+        v = [Fraction(int(t), 1 << e) for t in x]
+        away = [int(np.sign(f)) * floor(abs(f) + Fraction(1, 2)) for f in v]
+        up = [floor(f + Fraction(1, 2)) for f in v]
+        assert _shift_round_away(torch.from_numpy(x), e).tolist() == away
+        assert _shift_round_up(torch.from_numpy(x), e).tolist() == up
 
 
 @pytest.mark.shared_data
@@ -177,3 +263,20 @@ def test_converter_refuses_other_networks(tmp_path):
         load_mobilenet_v2(bad)
     with pytest.raises(PseudosupError, match="not found"):
         load_mobilenet_v2(tmp_path / "missing.tflite")
+
+
+@pytest.mark.shared_data
+def test_integer_model_refuses_what_it_cannot_emulate():
+    from pseudosup.features.tflite import load_integer_mobilenet_v2, load_mobilenet_v2
+
+    ptq = SHARED / "coral" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"  # int8 per-channel: the float converter only
+    load_mobilenet_v2(ptq)
+    with pytest.raises(PseudosupError, match="only the uint8 TFLite model"):
+        load_integer_mobilenet_v2(ptq)
+    with pytest.raises(PseudosupError, match="kernels 'gpu'"):
+        load_integer_mobilenet_v2(TFLITE, kernels="gpu")
+    net = load_integer_mobilenet_v2(TFLITE)
+    with pytest.raises(PseudosupError, match="224x224"):
+        net.quantized(torch.zeros(1, 3, 96, 96, dtype=torch.uint8))
+    with pytest.raises(PseudosupError, match="uint8-valued"):
+        net.pooled(torch.full((1, 3, 224, 224), 0.5))
