@@ -32,7 +32,7 @@ def test_dvc_yaml_stages_declare_params_and_code():
 def test_readme_tables_come_from_results():
     readme = (ROOT / "README.md").read_text()
     assert "<!-- results:demo -->" in readme
-    assert refreshed(readme, ROOT / "results/tables", ROOT / "benchmarks/results") == readme, "README tables are stale: run `pseudosup readme`"
+    assert refreshed(readme, ROOT / "results/tables", ROOT / "benchmarks/results", ROOT / "data/splits") == readme, "README tables are stale: run `pseudosup readme`"
 
 
 def test_result_tables_come_from_the_run_files():

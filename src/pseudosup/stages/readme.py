@@ -2,7 +2,9 @@
 
 `<!-- results:<experiment> -->` ... `<!-- /results:<experiment> -->` holds
 results/tables/<experiment>.md; `<!-- bench:<name> -->` ... `<!-- /bench:<name> -->`
-holds benchmarks/results/<name>.md. --check fails when any section is stale."""
+holds benchmarks/results/<name>.md; `<!-- splits:all -->` ... `<!-- /splits:all -->` is
+the table of committed splits (data/splits: definition, sizes, sha256). --check fails
+when any section is stale."""
 
 from __future__ import annotations
 
@@ -12,18 +14,35 @@ from pathlib import Path
 
 HELP = "refresh README.md result tables from results/tables (--check: fail when stale)"
 
-MARK = re.compile(r"(<!-- (?P<kind>results|bench):(?P<name>[\w\-]+) -->\n)(?P<body>.*?)(<!-- /(?P=kind):(?P=name) -->)", re.S)
+MARK = re.compile(r"(<!-- (?P<kind>results|bench|splits):(?P<name>[\w\-]+) -->\n)(?P<body>.*?)(<!-- /(?P=kind):(?P=name) -->)", re.S)
 
 
 def add_arguments(p) -> None:
     p.add_argument("--readme", type=Path, default=Path("README.md"))
     p.add_argument("--tables", type=Path, default=Path("results/tables"))
     p.add_argument("--bench", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--splits", type=Path, default=Path("data/splits"))
     p.add_argument("--check", action="store_true")
 
 
-def refreshed(text: str, tables: Path, bench: Path = Path("benchmarks/results")) -> str:
+def splits_table(directory: Path) -> str:
+    """Markdown table of the committed splits, from the files and SHA256SUMS."""
+    from ..data.splits import load_split, read_sums
+
+    lines = ["| split | dataset | relevance | queries / database / train | definition | sha256 |",
+             "|---|---|---|---|---|---|"]
+    for name, digest in sorted(read_sums(directory).items()):
+        s = load_split(directory / name)
+        sizes = " / ".join(f"{len(s.parts[p]):,}" if p in s.parts else "-" for p in ("queries", "database", "train"))
+        lines.append(f"| `{s.name}` | {s.dataset} | {s.relevance} | {sizes} | {s.description} | `{digest[:12]}` |")
+    return "\n".join(lines) + "\n"
+
+
+def refreshed(text: str, tables: Path, bench: Path = Path("benchmarks/results"),
+              splits: Path = Path("data/splits")) -> str:
     def sub(m):
+        if m.group("kind") == "splits":
+            return m.group(1) + splits_table(splits) + m.group(5)
         src = (tables if m.group("kind") == "results" else bench) / f"{m.group('name')}.md"
         body = src.read_text() if src.exists() else f"_(not generated yet: {src.parent.name}/{src.name})_\n"
         return m.group(1) + body + m.group(5)
@@ -34,7 +53,7 @@ def run(args) -> int:
     from ..io import atomic_path
 
     text = args.readme.read_text()
-    new = refreshed(text, args.tables, args.bench)
+    new = refreshed(text, args.tables, args.bench, args.splits)
     if args.check:
         if new != text:
             print(f"{args.readme}: result tables are stale; run `pseudosup readme`", file=sys.stderr)
