@@ -339,12 +339,12 @@ def write(results: dict) -> None:
 
 
 def markdown(r: dict) -> str:
-    lines = ["# Feature extraction benchmark (benchmarks/bench_features.py)", ""]
+    lines = ["**Feature extraction benchmark** (benchmarks/bench_features.py)", ""]
     m = r.get("machine", {})
     lines += [f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {THREADS} threads; {m.get('date', '?')}.", ""]
     if "map" in r:
         mp_ = r["map"]
-        lines += ["## Class-level mAP on CIFAR-10 test (1,000 queries / 9,000 database)", "",
+        lines += ["#### Class-level mAP on CIFAR-10 test (1,000 queries / 9,000 database)", "",
                   f"Split: {mp_['split']}. Relevance: {mp_['relevance']}. Ranking: {mp_['ranking']}. "
                   f"Load (1/5/15 min) before {mp_['load_before']}, after {mp_.get('load_after', '?')}.", "",
                   "| feature | dim | mAP | precision@500 |", "|---|---|---|---|"]
@@ -353,7 +353,7 @@ def markdown(r: dict) -> str:
         lines += ["", "Extraction times (s): " + ", ".join(f"{k} {v}" for k, v in mp_["seconds"].items()), ""]
     if "speed" in r:
         s = r["speed"]
-        lines += ["## Speed and memory", "", "| measure | value | target | load before / after |", "|---|---|---|---|"]
+        lines += ["#### Speed and memory", "", "| measure | value | target | load before / after |", "|---|---|---|---|"]
         if "mobilenet_v2_224" in s:
             v = s["mobilenet_v2_224"]
             best = max(v[k] for k in v if k.startswith("forward_batch"))
