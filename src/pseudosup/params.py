@@ -109,14 +109,21 @@ def validate(params: dict, source: Path, schema_file: Path | None = None) -> dic
 
 
 def check_overrides(params: dict, schema: dict, source: Path) -> None:
-    """An experiment's `evaluation` overrides obey the `evaluation` schema."""
-    sub = {**schema["properties"]["evaluation"], "$defs": schema.get("$defs", {})}
-    validator = jsonschema.Draft202012Validator(sub)
-    for name, exp in params.get("experiments", {}).items():
-        over = exp.get("evaluation") or {}
-        for err in validator.iter_errors({**params.get("evaluation", {}), **over}):
-            key = ".".join(str(p) for p in err.absolute_path)
-            raise PseudosupError(f"{source}: invalid value at key 'experiments.{name}.evaluation.{key}': {err.message}")
+    """An experiment's `evaluation` (and `cross.finetune`) overrides obey the schema of
+    `evaluation` (`finetune`)."""
+    for section, where in (("evaluation", ("evaluation",)), ("finetune", ("cross", "finetune"))):
+        if section not in schema["properties"]:
+            continue
+        sub = {**schema["properties"][section], "$defs": schema.get("$defs", {})}
+        validator = jsonschema.Draft202012Validator(sub)
+        for name, exp in params.get("experiments", {}).items():
+            over = exp
+            for w in where:
+                over = (over or {}).get(w) or {}
+            for err in validator.iter_errors({**params.get(section, {}), **over}):
+                key = ".".join(str(p) for p in err.absolute_path)
+                raise PseudosupError(f"{source}: invalid value at key "
+                                     f"'experiments.{name}.{'.'.join(where)}.{key}': {err.message}")
 
 
 def check_references(params: dict, source: Path) -> None:
@@ -140,11 +147,32 @@ def check_references(params: dict, source: Path) -> None:
             if gal.get("bits") not in exp.get("bits", []):
                 problems.append(f"experiments.{name}.gallery.bits: {gal.get('bits')} is not one of "
                                 f"the experiment's bits {exp.get('bits')}")
+        problems += _cross_problems(name, exp, params.get("features", {}))
     for target in params.get("targets", []):
         if target not in params.get("experiments", {}):
             problems.append(f"targets: unknown experiment '{target}'")
     if problems:
         raise PseudosupError("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _cross_problems(name: str, exp: dict, features: dict) -> list[str]:
+    """A split is needed unless a cross-feature experiment scores an instance protocol;
+    `cross` names a sift-bow and a square-resized cnn feature of the experiment."""
+    cross = exp.get("cross")
+    if not (cross and cross.get("protocol")) and not exp.get("split"):
+        return [f"key 'experiments.{name}': 'split' is required (only a cross-feature experiment "
+                f"with a `cross.protocol` may leave it out or null)"]
+    out = []
+    for key, extractor in (("sift", "sift-bow"), ("cnn", "cnn")) if cross else ():
+        feat = cross.get(key)
+        if feat not in exp.get("features", []):
+            out.append(f"experiments.{name}.cross.{key}: '{feat}' is not one of the experiment's features "
+                       f"{exp.get('features', [])}")
+        elif features.get(feat, {}).get("extractor") != extractor:
+            out.append(f"experiments.{name}.cross.{key}: feature '{feat}' must have extractor {extractor}")
+        elif key == "cnn" and features[feat].get("resize", "square") != "square":
+            out.append(f"experiments.{name}.cross.cnn: feature '{feat}' must have resize: square (fine-tuning)")
+    return out
 
 
 def load(path: str | Path) -> dict:
