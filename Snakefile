@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/mining.smk"
+include: "workflow/rules/cie.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plot.smk"
@@ -25,6 +26,7 @@ rule all:
         PLAN.report_files(),
         PLAN.figure_files(),
         PLAN.pair_files(),
+        PLAN.cross_files(),
 
 
 rule everything:
@@ -33,6 +35,7 @@ rule everything:
         PLAN.report_files(PLAN.available()),
         PLAN.figure_files(PLAN.available()),
         PLAN.pair_files(PLAN.available()),
+        PLAN.cross_files(PLAN.available()),
 
 
 onstart:

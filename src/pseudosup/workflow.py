@@ -30,6 +30,12 @@ PATTERNS = {
     "pr_curves": "results/figures/{experiment}/pr_curves.png",
     "gallery": "results/figures/{experiment}/gallery.png",
     "feature_map": "results/figures/{experiment}/feature_map.png",
+    # cross-feature experiments (issue 6, docs/cie.md)
+    "cross_run": "results/runs/{experiment}/retrieval.json",
+    "cross_table": "results/tables/{experiment}-retrieval.md",
+    "cie_map": "results/figures/{experiment}/cie_map.png",
+    "finetune_plot": "results/figures/{experiment}/finetune.png",
+    "cie_gallery": "results/figures/{experiment}/cie_gallery.png",
 }
 
 WILDCARD_CONSTRAINTS = {
@@ -157,11 +163,38 @@ class Plan:
         return [r for e in self.targets(names) for r in self.run_files(e)]
 
     def report_files(self, names=None) -> list[str]:
-        return [p for e in self.targets(names) for p in (path("metrics", experiment=e), path("table", experiment=e))]
+        """Metrics and table of the hashing / feature experiments (the `report` rule)."""
+        return [p for e in self.targets(names) if not self.is_cross(e)
+                for p in (path("metrics", experiment=e), path("table", experiment=e))]
+
+    # --- cross-feature experiments (an experiment with `cross`: docs/cie.md) ------------
+    def is_cross(self, experiment: str) -> bool:
+        return bool(self.experiment(experiment).get("cross"))
+
+    def experiment_regex(self) -> str:
+        """Wildcard constraint matching exactly the experiments of params (so that a file
+        such as results/tables/<experiment>-retrieval.md is never read as another experiment's)."""
+        import re
+
+        return "|".join(re.escape(n) for n in sorted(self.config["experiments"], key=len, reverse=True)) or "(?!x)x"
+
+    def cross_regex(self) -> str:
+        """Wildcard constraint matching exactly the cross-feature experiments."""
+        import re
+
+        names = sorted(e for e in self.config["experiments"] if self.is_cross(e))
+        return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+    def cross_files(self, names=None) -> list[str]:
+        """What a cross-feature experiment delivers: its run, table, gated metrics, figures."""
+        kinds = ("cross_run", "cross_table", "metrics", "cie_map", "finetune_plot", "cie_gallery")
+        return [path(k, experiment=e) for e in self.targets(names) if self.is_cross(e) for k in kinds]
 
     def figure_files(self, names=None) -> list[str]:
         out = []
         for e in self.targets(names):
+            if self.is_cross(e):  # their figures come with cross_files
+                continue
             if self.experiment(e)["methods"]:
                 out += [path("map_vs_bits", experiment=e), path("pr_curves", experiment=e)]
             else:  # feature-only experiments: one bar per feature

@@ -463,6 +463,7 @@ def _register() -> None:
         ds = InstanceBench(NAME, "images", __doc__.split("\n\n")[1].replace("\n", " "),
                            "(built here; see docs/cie.md)", "per image: see manifest.json sources")
         ds.relevance = "instance"
+        ds.shared = "."  # built from the real photos of paths.shared_data: unavailable without them
         return ds
 
 

@@ -265,4 +265,4 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     # Import for the side effect of registering; kept here so `get` always sees them.
-    from . import cifar, fashion_mnist, holidays, multilabel, nuswide, oxford, texmex, ukbench  # noqa: F401
+    from . import cifar, fashion_mnist, holidays, instance_bench, multilabel, nuswide, oxford, texmex, ukbench  # noqa: F401
