@@ -56,11 +56,14 @@ class FinetuneSettings:
     negatives: int = 5             # per positive pair
     neg_min_rank: int = 10         # negatives: CNN ranks [neg_min_rank, neg_max_rank) of the anchor
     neg_max_rank: int | None = 200
+    max_pairs: int | None = None   # train on a seeded sample of at most this many mined pairs
     seed: int = 0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise PseudosupError(f"finetune.loss: '{self.loss}' is not one of {list(LOSSES)}")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise PseudosupError(f"finetune.max_pairs: {self.max_pairs} must be >= 1 (or null: all pairs)")
         if self.trainable_blocks < 1:
             raise PseudosupError(f"finetune.trainable_blocks: {self.trainable_blocks} must be >= 1")
         if self.neg_max_rank is not None and self.neg_max_rank <= self.neg_min_rank:
@@ -216,7 +219,12 @@ def finetune(head: nn.Module, acts: np.ndarray, pairs: np.ndarray, cnn_nbrs: np.
     history = [{"epoch": 0, **(callback(0, f0) if callback else {})}]
     params = [q for q in head.parameters() if q.requires_grad]
     opt = torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
-    both = np.concatenate([pairs, pairs[:, ::-1]])  # each pair serves as anchor in both orders
+    train = pairs
+    if s.max_pairs is not None and len(pairs) > s.max_pairs:
+        # bounds an epoch's cost on large collections; every mined pair stays excluded from the negatives
+        train = pairs[np.sort(rng.choice(len(pairs), s.max_pairs, replace=False))]
+        log.info("training on %d of the %d mined pairs (finetune.max_pairs)", len(train), len(pairs))
+    both = np.concatenate([train, train[:, ::-1]])  # each pair serves as anchor in both orders
     acts_t = torch.from_numpy(acts)
     for epoch in range(1, s.epochs + 1):
         t0 = time.time()

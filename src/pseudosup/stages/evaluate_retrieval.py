@@ -39,6 +39,9 @@ def add_arguments(p) -> None:
     p.add_argument("--metrics", type=Path, default=None,
                    help="metrics in the gate's layout (.json: results/retrieval/<method>/map), for "
                         "`pseudosup check-metrics` / `update-baselines`")
+    p.add_argument("--also-protocol", action="append", default=[], metavar="PROTOCOL",
+                   help="a further instance protocol of the dataset scored on the same inputs (repeatable): "
+                        "one more column pair in the table, `retrieval-<protocol>` in the metrics")
     add_task_args(p)
 
 
@@ -79,26 +82,57 @@ def run(args) -> None:
     db, task = build_task(args, X.shape[0])
     if task is None:
         raise PseudosupError("a protocol is needed: give --dataset and --raw (and --split or --protocol)")
+    tasks = [task] + [_other_task(args, p, X.shape[0], db) for p in args.also_protocol]
     E = _load_rows(args.cie, len(db), "database rows (the CIE stage's --split must match)") if args.cie else None
     F = _load_rows(args.finetuned, X.shape[0], "rows, one per item") if args.finetuned else None
-    results = {}
-    for method, (scores, nbytes) in score_all(task, G, X, E, F, cfg["fusion_weight"]).items():
-        metrics, aps = task.evaluate(scores)
-        results[method] = {**metrics, "bytes_per_image": nbytes, "ap": [None if a != a else float(a) for a in aps]}
-        log.info("%-22s mAP %.4f  %8.0f bytes/image", method, metrics["map"], nbytes)
-    out = {"name": args.name, "task": task.name, "kind": task.kind, "queries": int(len(task.queries)),
-           "database": int(len(task.database)), "fusion_weight": cfg["fusion_weight"],
-           "inputs": {"bow": str(args.bow), "cnn": str(args.cnn), "cie": str(args.cie) if args.cie else None,
-                      "finetuned": str(args.finetuned) if args.finetuned else None,
-                      "sift_feature": gmeta.get("feature"), "cnn_feature": xmeta.get("feature")},
-           "results": results}
-    write_json(args.out, out)
+    runs = [_score(t, G, X, E, F, cfg["fusion_weight"]) for t in tasks]
+    inputs = {"bow": str(args.bow), "cnn": str(args.cnn), "cie": str(args.cie) if args.cie else None,
+              "finetuned": str(args.finetuned) if args.finetuned else None,
+              "sift_feature": gmeta.get("feature"), "cnn_feature": xmeta.get("feature")}
+    for r, t in zip(runs, tasks):
+        # with several protocols each column pair is named by its protocol
+        r.update(name=f"{args.name} {t.name.split('/')[-1]}" if len(runs) > 1 else args.name,
+                 fusion_weight=cfg["fusion_weight"], inputs=inputs)
+    write_json(args.out, {**runs[0], "also": runs[1:]})
     if args.metrics:
+        results = {"retrieval": {m: {"map": r["map"]} for m, r in runs[0]["results"].items()}}
+        for p, r in zip(args.also_protocol, runs[1:]):
+            results[f"retrieval-{p}"] = {m: {"map": v["map"]} for m, v in r["results"].items()}
         write_json(args.metrics, {"experiment": args.name, "dataset": args.dataset, "task": task.name,
-                                  "results": {"retrieval": {m: {"map": r["map"]} for m, r in results.items()}}})
+                                  "results": results})
     if args.table:
         with atomic_path(args.table) as tmp:
-            tmp.write_text(markdown_table([out]))
+            tmp.write_text(markdown_table(runs))
+
+
+def _other_task(args, protocol: str, n_items: int, db):
+    """The task of a further protocol; it must index the same database items."""
+    import argparse
+
+    import numpy as np
+
+    from ..io import PseudosupError
+
+    if args.split is not None:
+        raise PseudosupError(f"--also-protocol {protocol}: further protocols need an instance protocol "
+                             "(--protocol), not a split")
+    db2, task = build_task(argparse.Namespace(**{**vars(args), "protocol": protocol}), n_items)
+    if not np.array_equal(db, db2):
+        raise PseudosupError(f"--also-protocol {protocol}: it indexes other items than --protocol {args.protocol}")
+    return task
+
+
+def _score(task, G, X, E, F, fusion_weight: float) -> dict:
+    """One protocol: every method's metrics, bytes per image and per-query AP."""
+    from ..log import log
+
+    results = {}
+    for method, (scores, nbytes) in score_all(task, G, X, E, F, fusion_weight).items():
+        metrics, aps = task.evaluate(scores)
+        results[method] = {**metrics, "bytes_per_image": nbytes, "ap": [None if a != a else float(a) for a in aps]}
+        log.info("%s %-22s mAP %.4f  %8.0f bytes/image", task.name, method, metrics["map"], nbytes)
+    return {"task": task.name, "kind": task.kind, "queries": int(len(task.queries)),
+            "database": int(len(task.database)), "results": results}
 
 
 def _load_rows(path, n: int, what: str):

@@ -48,7 +48,7 @@ def run(args) -> None:
     set_threads(args.threads)
     torch.set_num_threads(args.threads)
     params = params_of(args)
-    cfg, fcfg, seed = params.get_key("finetune"), params.get_key(f"features.{args.feature}"), params.get_key("seed")
+    cfg, fcfg, seed = finetune_settings(params), params.get_key(f"features.{args.feature}"), params.get_key("seed")
     s = FT.FinetuneSettings.from_params(cfg, seed)
     if fcfg.get("extractor") != "cnn" or fcfg.get("resize", "square") != "square":
         raise PseudosupError(f"features.{args.feature}: fine-tuning needs a `cnn` extractor with resize: square "
@@ -90,6 +90,16 @@ def run(args) -> None:
     save_array(args.features_out, F, {**meta, "checkpoint": str(args.checkpoint)})
     if task is not None:
         log.info("mAP %.4f pretrained -> %.4f fine-tuned", history[0]["map"], history[-1]["map"])
+
+
+def finetune_settings(params) -> dict:
+    """params `finetune`, updated by the experiment's `cross.finetune` overrides when the
+    rule declared them (e.g. one epoch on CIFAR-10)."""
+    cfg = dict(params.get_key("finetune"))
+    for key in params:
+        if key.startswith("experiments.") and key.endswith(".cross.finetune"):
+            cfg.update(params.get_key(key) or {})
+    return cfg
 
 
 def _neighbour_lists(f0, db, s, n, knn_graph, threads):
