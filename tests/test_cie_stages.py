@@ -1,67 +1,117 @@
-"""The integration snippets of docs/cie.md, applied to a copy of the project: the schema
-and params blocks validate, and the rules run the issue-6 stages end to end through
-Snakemake on a small copydays-style-synth (stand-in feature files; real images)."""
+"""The cross-feature experiments as integrated in the pipeline (params.yaml, the schema,
+workflow/rules/cie.smk, the Plan): the committed params declare them and `rule all`
+builds their files; on a copy of the project, with the committed rules, the issue-6
+stages run end to end through Snakemake on a small copydays-style-synth (stand-in
+feature files; real images); bad inputs name the problem."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import yaml
 
+from pseudosup import params as P
+from pseudosup.io import PseudosupError
+from pseudosup.workflow import Plan
+
 from .conftest import ROOT, SHARED, copy_project, run_cli, snakemake
 
-DOC = ROOT / "docs" / "cie.md"
+CROSS_KINDS = ("results/runs/{e}/retrieval.json", "results/tables/{e}-retrieval.md", "results/metrics/{e}.json",
+               "results/figures/{e}/cie_map.png", "results/figures/{e}/finetune.png",
+               "results/figures/{e}/cie_gallery.png")
 
 
-def doc_block(tag: str) -> str:
-    m = re.search(rf"```[a-z]+ {tag}\n(.*?)```", DOC.read_text(), re.S)
-    assert m, f"docs/cie.md has no block tagged {tag}"
-    return m.group(1)
+def test_committed_params_declare_the_two_cross_experiments():
+    config = P.load(ROOT / "params.yaml")
+    exps = config["experiments"]
+    assert {"copydays-cie", "cifar10-cie"} <= set(config["targets"])
+    assert exps["copydays-cie"]["cross"]["protocol"] == "variants" and exps["copydays-cie"]["split"] is None
+    assert exps["copydays-cie"]["cross"]["also"] == ["multiview"]
+    assert exps["cifar10-cie"]["cross"]["verify"] is False and exps["cifar10-cie"]["split"] == "cifar10-test-q1k"
+    # the CNN and SIFT features of the other experiments are reused, not redefined
+    assert exps["cifar10-cie"]["cross"]["cnn"] in exps["real-small-cifar"]["features"]
+    assert config["features"]["cifar-sift"]["vocabulary"]["split"] == "cifar10-test-q1k"  # fitted off the queries
+    assert exps["copydays-cie"]["cross"]["cnn"] == exps["cifar10-cie"]["cross"]["cnn"]
 
 
-def patch_project(project):
-    """Apply the schema, params and rules of docs/cie.md to a project copy."""
-    schema_path = project / "workflow" / "schemas" / "params.schema.yaml"
-    schema = yaml.safe_load(schema_path.read_text())
-    schema["properties"].update(yaml.safe_load(doc_block("schema")))
-    exp = schema["$defs"]["experiment"]
-    exp["properties"]["cross"] = yaml.safe_load(doc_block("experiment-schema"))["cross"]
-    exp["required"] = [r for r in exp["required"] if r != "split"]
-    exp["properties"]["split"]["type"] = ["string", "null"]
-    schema_path.write_text(yaml.safe_dump(schema, sort_keys=False))
+def test_plan_lists_cross_files_and_keeps_them_out_of_the_report():
+    plan = Plan(P.load(ROOT / "params.yaml"))
+    names = ["demo", "copydays-cie", "cifar10-cie"]
+    files = plan.cross_files(names)
+    assert files == [k.format(e=e) for e in ("copydays-cie", "cifar10-cie") for k in CROSS_KINDS]
+    assert plan.report_files(names) == ["results/metrics/demo.json", "results/tables/demo.md"]
+    assert not [f for f in plan.figure_files(names) if "cie" in f]
+    import re
 
+    rx = re.compile(f"^({plan.cross_regex()})$")
+    assert rx.match("copydays-cie") and rx.match("cifar10-cie") and not rx.match("demo")
+    ex = re.compile(f"^({plan.experiment_regex()})$")
+    assert ex.match("copydays-cie") and not ex.match("copydays-cie-retrieval")
+
+
+@pytest.mark.parametrize("mutate, text", [
+    (lambda p: p["experiments"]["demo"].update(split=None), "key 'experiments.demo': 'split' is required"),
+    (lambda p: p["experiments"]["cifar10-cie"]["cross"].update(sift="mnv2-gem"),
+     "experiments.cifar10-cie.cross.sift: feature 'mnv2-gem' must have extractor sift-bow"),
+    (lambda p: p["experiments"]["cifar10-cie"]["cross"].update(cnn="gist512"),
+     "experiments.cifar10-cie.cross.cnn: 'gist512' is not one of the experiment's features"),
+    (lambda p: p["experiments"]["cifar10-cie"]["cross"].update(finetune={"epochs": 0}),
+     "experiments.cifar10-cie.cross.finetune.epochs"),
+    (lambda p: p["experiments"]["cifar10-cie"]["cross"].update(finetune={"epoch": 1}),
+     "experiments.cifar10-cie.cross.finetune"),
+    (lambda p: p["finetune"].update(max_pairs=0), "finetune.max_pairs"),
+])
+def test_bad_cross_settings_name_the_key(mutate, text):
+    raw = P.load_yaml(ROOT / "params.yaml")
+    mutate(raw)
+    with pytest.raises(PseudosupError, match=text.replace(".", r"\.")):
+        P.validate(raw, ROOT / "params.yaml")
+
+
+def test_finetune_overrides_of_an_experiment_apply_only_to_it():
+    from pseudosup.params import ParamSlice
+    from pseudosup.stages.finetune import finetune_settings
+
+    config = P.load(ROOT / "params.yaml")
+    keys = ["finetune", "experiments.cifar10-cie.cross.finetune"]
+    cfg = finetune_settings(ParamSlice((k, P.lookup(config, k)) for k in keys))
+    assert cfg["epochs"] == 1 and cfg["max_pairs"] == 500 and cfg["margin"] == config["finetune"]["margin"]
+    own = finetune_settings(ParamSlice((k, P.lookup(config, k)) for k in
+                                       ["finetune", "experiments.copydays-cie.cross.finetune"]))
+    assert own == config["finetune"]
+
+
+@pytest.mark.shared_data
+def test_rule_all_builds_the_cross_experiments_with_their_own_rules(tmp_path):
+    project = copy_project(tmp_path / "p")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(SHARED)  # params' ../shared/data (weights, photos)
+    out = snakemake(project, "--cores", "2", "--dry-run", *[k.format(e="copydays-cie") for k in CROSS_KINDS],
+                    "results/metrics/cifar10-cie.json").stdout
+    for rule in ("build_instance_bench", "mine_cross", "cie", "finetune", "evaluate_retrieval", "plot_cie"):
+        assert f"rule {rule}:" in out or f"localrule {rule}:" in out, rule
+    assert "rule report:" not in out and "--also-protocol multiview" in out and "--no-verify" in out
+
+
+def tiny_project(project):
+    """The committed params with a tiny instance experiment (random 64-px CNN, few copies)."""
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params.update(yaml.safe_load(doc_block("params")))
     params["instance_bench"].update(variants=2, distractors=5, max_side=256)
     params["cross_mining"]["verify"].update(max_side=320, min_inliers=10, drop_unverified=False)
     params["cie"].update(k=3, iterations=2)
     params["finetune"].update(trainable_blocks=2, epochs=1, batch_size=8, negatives=2, neg_min_rank=5,
                               neg_max_rank=40)
-    params["features"]["bench-sift"] = {"extractor": "sift-bow"}
     params["features"]["bench-cnn"] = {"extractor": "cnn", "backbone": "mobilenet_v2", "weights": "random",
                                        "image_size": 64, "batch_size": 16}
     params["experiments"]["instance"] = {
-        "dataset": "copydays-style-synth", "split": None, "features": ["bench-sift", "bench-cnn"],
-        "methods": [], "ceiling": False, "mining": False,
-        "cross": {"sift": "bench-sift", "cnn": "bench-cnn", "protocol": "variants"}}
+        "dataset": "copydays-style-synth", "features": ["bench-sift", "bench-cnn"], "ceiling": False,
+        "mining": False, "cross": {"sift": "bench-sift", "cnn": "bench-cnn", "protocol": "variants",
+                                   "also": ["multiview"]}}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-    (project / "workflow" / "rules" / "cie.smk").write_text(doc_block("rules"))
-    snakefile = (project / "Snakefile").read_text()
-    snakefile = snakefile.replace('include: "workflow/rules/mining.smk"\n',
-                                  'include: "workflow/rules/mining.smk"\ninclude: "workflow/rules/cie.smk"\n')
-    (project / "Snakefile").write_text(snakefile)
-    # the data layer registers the benchmark once instance_bench is imported (docs: one line in registry.py)
-    reg = project / "src" / "pseudosup" / "data" / "registry.py"
-    text = reg.read_text()
-    if "instance_bench" not in text:
-        text = re.sub(r"(    from \. import [^\n]*?)(  # noqa: F401)", r"\1, instance_bench\2", text, count=1)
-        reg.write_text(text)
     return params
 
 
@@ -94,9 +144,9 @@ def standin_features(project, n_items_instances):
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_docs_snippets_run_the_cross_feature_experiment(tmp_path):
+def test_cross_feature_experiment_runs_end_to_end(tmp_path):
     project = copy_project(tmp_path / "p")
-    patch_project(project)
+    tiny_project(project)
     run_cli("validate-params", "--params", str(project / "params.yaml"), cwd=project)
     os.environ["PSEUDOSUP_SHARED_DATA"] = str(SHARED)
     try:
@@ -123,11 +173,19 @@ def test_docs_snippets_run_the_cross_feature_experiment(tmp_path):
     assert [h["iteration"] for h in hist] == [0, 1, 2] and "map_cie" in hist[-1]
     ft = json.loads((project / "results/finetune/instance/history.json").read_text())["history"]
     assert [h["epoch"] for h in ft] == [0, 1] and "loss" in ft[1]
-    assert "| CIE (embedded CNN index) |" in (project / "results/tables/instance-retrieval.md").read_text()
+    table = (project / "results/tables/instance-retrieval.md").read_text()
+    assert "| CIE (embedded CNN index) |" in table
+    # the multiview protocol is scored on the same indexes: a second column pair, gated too
+    (mv,) = res["also"]
+    assert mv["task"] == "copydays-style-synth/multiview" and mv["queries"] == 12 and mv["database"] == res["database"]
+    assert table.splitlines()[0] == ("| method | instance variants mAP | bytes/image | instance multiview mAP | "
+                                     "bytes/image |")
     from pseudosup.gate import flatten
 
     flat = flatten(json.loads((project / "results/metrics/instance.json").read_text()))
-    assert set(flat) == {f"retrieval/{m}/map" for m in res["results"]}
+    assert set(flat) == ({f"retrieval/{m}/map" for m in res["results"]}
+                         | {f"retrieval-multiview/{m}/map" for m in mv["results"]})
+    assert flat["retrieval-multiview/cie/map"] == mv["results"]["cie"]["map"]
     dry = snakemake(project, "--cores", "2", "--dry-run", *targets)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
@@ -135,7 +193,7 @@ def test_docs_snippets_run_the_cross_feature_experiment(tmp_path):
 @pytest.mark.shared_data
 def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
     project = copy_project(tmp_path / "p")
-    patch_project(project)
+    tiny_project(project)
     from pseudosup.data import instance_bench as B
 
     raw = project / "data/raw/copydays-style-synth"
@@ -167,3 +225,9 @@ def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
                    "--dataset", "copydays-style-synth", "--raw", str(raw), "--protocol", "holidays",
                    "--out", "r.json", cwd=project, check=False)
     assert proc.returncode == 2 and "not one of ['multiview', 'variants']" in proc.stdout + proc.stderr
+    # a further protocol on a split (class relevance) is refused before scoring
+    proc = run_cli("evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval",
+                   "--bow", str(feats / "bench-sift.bow.npz"), "--cnn", str(feats / "bench-cnn.npy"),
+                   "--dataset", "copydays-style-synth", "--raw", str(raw), "--protocol", "variants",
+                   "--also-protocol", "nope", "--out", "r2.json", cwd=project, check=False)
+    assert proc.returncode == 2 and "nope" in proc.stdout + proc.stderr and not (project / "r2.json").exists()

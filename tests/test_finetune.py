@@ -174,3 +174,21 @@ def test_pretrained_descriptors_equal_the_cnn_feature_extractor():
     acts, _ = FT.prefix_activations(source, prefix, bb.normalize, 224, batch=4)
     got = FT.describe(head, acts, "gem", 3.0)
     assert np.allclose(got, want["gem"], atol=1e-5)
+
+
+def test_max_pairs_trains_on_a_seeded_sample():
+    def run(max_pairs):
+        trunk, prefix, head, acts, pairs, nbrs, groups = setup()
+        s = FT.FinetuneSettings(trainable_blocks=2, epochs=1, batch_size=16, negatives=2, neg_min_rank=8,
+                                neg_max_rank=30, seed=5, max_pairs=max_pairs)
+        h = FT.finetune(head, acts, pairs, nbrs, s)
+        return h[1]["loss"], FT.describe(head, acts, "gem", 3.0), len(pairs)
+
+    loss_all, F_all, n_pairs = run(None)
+    loss_same, F_same, _ = run(n_pairs)  # a cap above the pair count changes nothing
+    assert loss_same == loss_all and np.array_equal(F_same, F_all)
+    loss_few, F_few, _ = run(5)
+    assert not np.array_equal(F_few, F_all)
+    assert run(5)[0] == loss_few and np.array_equal(run(5)[1], F_few)
+    with pytest.raises(PseudosupError, match="max_pairs"):
+        FT.FinetuneSettings(max_pairs=0)
