@@ -6,10 +6,12 @@
   words: see benchmarks/bench_features.py for its agreement with exact assignment).
 - Multiple assignment: each descriptor votes for its `assign_k` nearest words
   (weight 1 each); `assign_k = 1` is hard assignment.
-- BoW: word counts per image (scipy CSR), then TF-IDF: tf = count, idf = log(N / N_w)
-  with N_w the number of images of the IDF set containing word w (0 for a word no
-  image contains), then L2 normalisation. An image without descriptors is the zero
-  vector.
+- BoW: word counts per image (scipy CSR), then TF-IDF: tf = count ** tf_power
+  (`tf_power` = 1, the default, is the plain count; 0.5 is the power-law / square-root
+  TF that damps bursts of one word in one image, Jégou, Douze & Schmid, CVPR 2009),
+  idf = log(N / N_w) with N_w the number of images of the IDF set containing word w
+  (0 for a word no image contains), then L2 normalisation. An image without
+  descriptors is the zero vector.
 - Inverted index (`InvertedIndex`): the database's TF-IDF rows stored word-major
   (posting lists = CSR of the transpose); a batch of queries is answered with cosine
   scores by one sparse product.
@@ -105,9 +107,15 @@ def idf_of(counts: sp.csr_matrix) -> np.ndarray:
         return np.where(df > 0, np.log(n / np.maximum(df, 1)), 0.0).astype(np.float32)
 
 
-def tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-    """TF-IDF rows, L2-normalised (zero rows stay zero), float32 CSR."""
-    m = counts.astype(np.float32).multiply(idf[None, :]).tocsr()
+def tfidf(counts: sp.csr_matrix, idf: np.ndarray, tf_power: float = 1.0) -> sp.csr_matrix:
+    """TF-IDF rows, L2-normalised (zero rows stay zero), float32 CSR; tf = count ** tf_power."""
+    if not 0 <= tf_power <= 1:
+        raise PseudosupError(f"tf_power: {tf_power} is outside [0, 1] (1 = plain counts, 0.5 = square-root TF)")
+    tf = counts.astype(np.float32)
+    if tf_power != 1:
+        tf.eliminate_zeros()  # an explicitly stored 0 must stay 0 (0 ** 0 would be 1)
+        tf.data **= np.float32(tf_power)
+    m = tf.multiply(idf[None, :]).tocsr()
     m.eliminate_zeros()
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     m = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-30), 0.0).astype(np.float32)) @ m
