@@ -239,8 +239,9 @@ class TarMembers:
             offset, size = self._members[name]
         except KeyError:
             raise PseudosupError(f"{self.path}: no member '{name}'") from None
-        self._fh.seek(offset)
-        data = self._fh.read(size)
+        # pread: no shared file position, so threads (e.g. SIFT extraction on 2 threads)
+        # can read members concurrently; seek + read interleaved and returned other bytes
+        data = os.pread(self._fh.fileno(), size, offset)
         if len(data) != size:
             raise PseudosupError(f"{self.path}: truncated at member '{name}'; rerun the download stage")
         return data
