@@ -176,3 +176,24 @@ def test_make_split_needs_raw_for_data_protocols(tmp_path):
     assert proc.returncode == 2 and "--raw data/raw/cifar-10" in proc.stderr
     proc = run_cli("make-split", "--list")
     assert "nuswide21-q2100" in proc.stdout and "holidays-500q" in proc.stdout
+
+
+@pytest.mark.shared_data
+def test_mosaic_parts_follow_the_protocol_output(real_raw, monkeypatch):
+    """The registered parts of cifar10-mosaic2x2 come from mosaic_protocol's arrays, so a
+    change of protocol sizes cannot leave the parts pointing at the wrong items."""
+    from pseudosup.data.multilabel import CifarMosaic
+    from pseudosup.methods.hashing import dsrh_data
+
+    raw = real_raw["cifar10-test-jpg"]
+    original = dsrh_data.mosaic_protocol
+    monkeypatch.setattr(dsrh_data, "mosaic_protocol",
+                        lambda images, labels, seed=0: original(images, labels, seed, n_database=40, n_queries=7,
+                                                                query_per_class=2))
+    ds = CifarMosaic(name="mosaic-test", kind="images", relevance="multilabel", description="test",
+                     homepage="", license="")
+    ref = original(registry.get("cifar10-test-jpg").images(raw), registry.get("cifar10-test-jpg").labels(raw), 0,
+                   n_database=40, n_queries=7, query_per_class=2)
+    assert ds.parts(raw) == {"database": (0, 40), "queries": (40, 47)}
+    assert np.array_equal(ds.images(raw)[40:], ref["query_images"])
+    assert np.array_equal(ds.labels(raw)[:40], ref["db_labels"])

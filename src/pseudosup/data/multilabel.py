@@ -76,7 +76,8 @@ class CifarMosaic(Dataset):
     seed: int = 0
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def _load(self, raw: Path) -> tuple[np.ndarray, np.ndarray]:
+    def _load(self, raw: Path) -> tuple[np.ndarray, np.ndarray, int]:
+        """(images, labels, number of database mosaics): database first, then queries."""
         raw = Path(raw)
         if raw not in self._cache:
             from ..methods.hashing.dsrh_data import mosaic_protocol
@@ -85,7 +86,8 @@ class CifarMosaic(Dataset):
             source = get("cifar10-test-jpg")  # same tar, same layout in this raw directory
             m = mosaic_protocol(source.images(raw), source.labels(raw), seed=self.seed)
             self._cache[raw] = (np.concatenate([m["db_images"], m["query_images"]]),
-                                np.concatenate([m["db_labels"], m["query_labels"]]))
+                                np.concatenate([m["db_labels"], m["query_labels"]]),
+                                len(m["db_images"]))
         return self._cache[raw]
 
     def num_items(self, raw: Path) -> int:
@@ -98,7 +100,9 @@ class CifarMosaic(Dataset):
         return self._load(raw)[1].copy()
 
     def parts(self, raw: Path) -> dict[str, tuple[int, int]]:
-        return {"database": (0, 5_000), "queries": (5_000, 5_500)}
+        # sizes come from mosaic_protocol's output so the two cannot drift apart
+        n_db = self._load(raw)[2]
+        return {"database": (0, n_db), "queries": (n_db, self.num_items(raw))}
 
 
 @register("cifar10-mosaic2x2")
