@@ -220,13 +220,13 @@ def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
                    "--history", "fh.json", cwd=project, check=False)
     assert proc.returncode == 2 and "outside the" in proc.stdout + proc.stderr and not (project / "ck.pt").exists()
     # a protocol the benchmark does not have
-    proc = run_cli("evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval",
+    proc = run_cli("evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval", "evaluation",
                    "--bow", str(feats / "bench-sift.bow.npz"), "--cnn", str(feats / "bench-cnn.npy"),
                    "--dataset", "copydays-style-synth", "--raw", str(raw), "--protocol", "holidays",
                    "--out", "r.json", cwd=project, check=False)
     assert proc.returncode == 2 and "not one of ['multiview', 'variants']" in proc.stdout + proc.stderr
     # a further protocol on a split (class relevance) is refused before scoring
-    proc = run_cli("evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval",
+    proc = run_cli("evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval", "evaluation",
                    "--bow", str(feats / "bench-sift.bow.npz"), "--cnn", str(feats / "bench-cnn.npy"),
                    "--dataset", "copydays-style-synth", "--raw", str(raw), "--protocol", "variants",
                    "--also-protocol", "nope", "--out", "r2.json", cwd=project, check=False)

@@ -102,3 +102,84 @@ def test_euclidean_ceiling_runs_for_multilabel_and_groundtruth():
     gt = R.ListRelevance(R.euclidean_ground_truth(Xq, Xdb, 10), 60)
     out = E._euclidean_metrics(Xq, Xdb, gt, SimpleNamespace(extra={}), CFG)
     assert out["map"] == pytest.approx(1.0) and out["map_at_k"] == pytest.approx(1.0)  # its own ground truth
+
+
+def _bow_file(tmp_path, rng, n, n_words):
+    """A sparse bag of words with many empty overlaps (zero-score pairs) and one empty row."""
+    import scipy.sparse as sp
+
+    from pseudosup.features.bow import save_bow
+
+    counts = sp.random(n, n_words, density=0.08, random_state=np.random.RandomState(int(rng.integers(1 << 30))),
+                       data_rvs=lambda k: rng.integers(1, 4, k)).tolil().astype(np.int32)
+    counts[5] = 0
+    counts = counts.tocsr()
+    counts.eliminate_zeros()
+    idf = rng.random(n_words).astype(np.float32) + 0.5
+    save_bow(tmp_path / "f.bow.npz", counts, idf, {"feature": "sift-bow"})
+    return tmp_path / "f.bow.npz", counts.toarray() * idf
+
+
+def _brute_force_aps(S, mask, rule, rng):
+    """AP per query of the ranking by decreasing similarity S, ties ordered by `rule`:
+    index (stable), optimistic / pessimistic (relevant first / last), or the mean over
+    200 random orders (`expected`, which the code computes exactly)."""
+    aps = []
+    for s, m in zip(S, mask):
+        if rule == "expected":
+            keys = [np.lexsort((rng.random(len(s)), -s)) for _ in range(200)]
+        else:
+            tb = {"index": np.zeros(len(s)), "optimistic": ~m, "pessimistic": m}[rule]
+            keys = [np.lexsort((np.arange(len(s)), tb, -s))]
+        aps.append(np.mean([R.ap_of_ranking(m[o], 20)[0] for o in keys]))
+    return np.array(aps)
+
+
+@pytest.mark.parametrize("rule", ["index", "optimistic", "pessimistic", "expected"])
+@pytest.mark.parametrize("relevance", ["class", "multilabel"])
+def test_cosine_bow_ranking_equals_brute_force_cosine(tmp_path, relevance, rule):
+    """The inverted-index cosine ranking scores what a dense cosine scores, the many
+    zero-similarity ties ordered by the tie rule."""
+    rng = np.random.default_rng(11)
+    path, W = _bow_file(tmp_path, rng, 70, 40)
+    q, db = np.arange(0, 70, 7), np.setdiff1d(np.arange(70), np.arange(0, 70, 7))
+    if relevance == "class":
+        labels = rng.integers(0, 3, 70)
+        rel = R.ClassRelevance(labels[q], labels[db])
+    else:
+        labels = rng.random((70, 3)) < 0.4
+        rel = R.MultiLabelRelevance(labels[q], labels[db])
+    out = E._cosine_bow_metrics(path, 70, q, db, rel, SimpleNamespace(extra={}), {**CFG, "tie_rule": rule})
+    norm = np.linalg.norm(W, axis=1, keepdims=True)
+    U = np.divide(W, norm, out=np.zeros_like(W), where=norm > 0)
+    S = (U[q] @ U[db].T).astype(np.float32)  # the index scores in float32: equal values stay equal
+    aps = _brute_force_aps(S, rel.mask(0, len(q)), rule, rng)
+    assert out["map"] == pytest.approx(aps.mean(), abs=0.01 if rule == "expected" else 1e-6)
+    assert out["zero_score_fraction"] == pytest.approx(np.mean(S <= 1e-7), abs=1e-6) and out["zero_score_fraction"] > 0
+    if relevance == "multilabel":
+        assert "ndcg" in out
+
+
+def test_tie_rules_order_real_valued_ties():
+    """On distances full of ties the rules differ and are ordered; without ties they agree."""
+    rng = np.random.default_rng(13)
+    rel = R.ClassRelevance(rng.integers(0, 2, 8), rng.integers(0, 2, 50))
+    tied = rng.integers(0, 3, (8, 50)).astype(np.float64)
+    got = {r: R.tie_aware_metrics_by_distance(lambda a, b: tied[a:b], 8, rel, 10, r, 3, 20)
+           for r in ("optimistic", "expected", "pessimistic", "index")}
+    assert (got["optimistic"]["ap"] >= got["expected"]["ap"] - 1e-12).all()
+    assert (got["expected"]["ap"] >= got["pessimistic"]["ap"] - 1e-12).all()
+    assert got["optimistic"]["ap"].mean() > got["pessimistic"]["ap"].mean()
+    distinct = rng.random((8, 50))
+    a, b = (R.tie_aware_metrics_by_distance(lambda x, y: distinct[x:y], 8, rel, 10, r, 3, 20)
+            for r in ("expected", "index"))
+    for key in ("ap", "precision_at_k", "ap_at_k"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-12)
+
+
+def test_cosine_bow_of_other_items_is_refused(tmp_path):
+    rng = np.random.default_rng(12)
+    path, _ = _bow_file(tmp_path, rng, 30, 20)
+    rel = R.ClassRelevance(np.zeros(3, int), np.zeros(27, int))
+    with pytest.raises(PseudosupError, match="f.bow.npz has 30 rows but the dense features have 31"):
+        E._cosine_bow_metrics(path, 31, np.arange(3), np.arange(3, 30), rel, SimpleNamespace(extra={}), CFG)

@@ -9,7 +9,7 @@ import yaml
 
 from pseudosup.dvcgen import generate
 from pseudosup.stages.readme import refreshed
-from pseudosup.stages.report import markdown_table
+from pseudosup.stages.report import markdown_table, with_sparse_rankings
 
 from .conftest import ROOT
 
@@ -47,11 +47,12 @@ def test_result_tables_come_from_the_run_files():
             run = json.loads((ROOT / "results/runs" / name.removesuffix("-retrieval") / "retrieval.json").read_text())
             assert cross_table([run, *run.get("also", [])]) == table.read_text(), table
             continue
-        runs = [json.loads(p.read_text()) for p in sorted((ROOT / "results/runs" / name).rglob("*.json"))]
+        runs = with_sparse_rankings([json.loads(p.read_text())
+                                     for p in sorted((ROOT / "results/runs" / name).rglob("*.json"))])
         metrics = json.loads((ROOT / "results/metrics" / f"{name}.json").read_text())
+        exp = params["experiments"][name]
         order = {(f, m, b): i for i, (f, m, b) in enumerate(
-            (f, m, b) for f in params["experiments"][name]["features"]
-            for m in params["experiments"][name]["methods"] for b in params["experiments"][name]["bits"])}
+            (f, m, b) for f in exp["features"] for m in exp.get("methods", []) for b in exp.get("bits", []))}
         runs.sort(key=lambda r: order.get((r["feature"], r["method"], r.get("bits")), 1e9))
         assert markdown_table(name, params["experiments"][name], runs, metrics) == table.read_text()
 

@@ -142,6 +142,34 @@ def test_class_map_excludes_query_in_database():
     assert m2 == 1.0 and P.class_map(np.array([[2, 3, 1, 0]]), labels[[0]], labels, np.array([0]))[0] == pytest.approx(1 / 3)
 
 
+def test_class_map_with_tie_rules_on_tied_scores():
+    """Scores with many exact ties (a sparse BoW's zeros): `index` is class_map, the
+    order-independent rules bracket it, and without ties every rule gives class_map."""
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 3, (12, 40)).astype(np.float64)  # 3 values: big tie groups
+    ql, dl = rng.integers(0, 2, 12), rng.integers(0, 2, 40)
+    by_index = P.class_map(P.rank_by_scores(scores), ql, dl)[1]
+    got = {r: P.class_map_ties(scores, ql, dl, r)[1] for r in ("optimistic", "expected", "pessimistic", "index")}
+    assert got["index"] == pytest.approx(by_index, abs=1e-12)
+    assert (got["optimistic"] >= by_index - 1e-12).all() and (got["pessimistic"] <= by_index + 1e-12).all()
+    assert (got["optimistic"] >= got["expected"] - 1e-12).all() and (got["expected"] >= got["pessimistic"] - 1e-12).all()
+    assert got["optimistic"].mean() > got["pessimistic"].mean()
+    # expected = the mean over random orders of the tied items (Monte Carlo, 400 orders)
+    mc = np.mean([P.class_map(np.array([np.lexsort((rng.random(40), -s)) for s in scores]), ql, dl)[1]
+                  for _ in range(400)], axis=0)
+    assert got["expected"].mean() == pytest.approx(mc.mean(), abs=0.005)
+    distinct = rng.standard_normal((12, 40))
+    for r in ("optimistic", "expected", "pessimistic"):
+        assert P.class_map_ties(distinct, ql, dl, r)[1] == pytest.approx(
+            P.class_map(P.rank_by_scores(distinct), ql, dl)[1], abs=1e-12)
+    # a query that is in the database leaves its own ranking, with any rule
+    items = np.full(12, -1)
+    items[0] = 3
+    for r in ("optimistic", "index"):
+        assert P.class_map_ties(distinct, ql, dl, r, items)[1][0] == pytest.approx(
+            P.class_map(P.rank_by_scores(distinct), ql, dl, items)[1][0], abs=1e-12)
+
+
 def test_mismatched_ground_truth_is_an_error():
     with pytest.raises(PseudosupError, match="ground truth does not match"):
         P.instance_aps(np.zeros((3, 5), int), [np.array([1])] * 2, [np.array([])] * 3)

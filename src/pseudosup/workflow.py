@@ -130,6 +130,11 @@ class Plan:
     def bow_file(self, experiment: str, feature: str) -> str:
         return path("features_bow", dataset=self.dataset(experiment), feature=feature)
 
+    def sparse_of(self, experiment: str, feature: str) -> list[str]:
+        """[the sparse bag of words] of a sift-bow feature, also scored by cosine ([] otherwise)."""
+        cfg = self.config["features"][feature]
+        return [self.bow_file(experiment, feature)] if cfg["extractor"] == "sift-bow" else []
+
     def pretrain_split(self, feature: str) -> str:
         return path("split", split=self.config["features"][feature]["pretrain"]["split"])
 

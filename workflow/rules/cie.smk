@@ -154,7 +154,7 @@ rule evaluate_retrieval:
         split=_split_input,
         code=code("evaluate_retrieval"),
     params:
-        p=params_of("retrieval"),
+        p=params_of("retrieval", "evaluation", "experiments.{experiment}.evaluation"),
         file=PARAMS_FILE,
         task=_task,
         also=_also,

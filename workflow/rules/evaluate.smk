@@ -35,6 +35,7 @@ rule evaluate_euclidean:
         raw=lambda w: PLAN.raw(w.experiment),
         features=lambda w: PLAN.features(w.experiment, w.feature),
         features_meta=lambda w: PLAN.features_meta(w.experiment, w.feature),
+        bow=lambda w: PLAN.sparse_of(w.experiment, w.feature),
         split=lambda w: PLAN.split(w.experiment),
         code=code("evaluate"),
     params:
@@ -50,7 +51,7 @@ rule evaluate_euclidean:
     shell:
         "pseudosup evaluate --params {params.file} --keys {params.p} --threads {threads} "
         "--euclidean --dataset {params.dataset} --raw {input.raw} "
-        "--features {input.features} --split {input.split} --out {output} --log {log}"
+        "--features {input.features} --bow {input.bow} --split {input.split} --out {output} --log {log}"
 
 
 rule report:

@@ -153,6 +153,34 @@ def class_map(order: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray
     return float(aps.mean()) if len(aps) else 0.0, aps
 
 
+class _Mask:
+    """A precomputed relevance mask with the `mask(q0, q1)` interface of evaluation.ranking."""
+
+    def __init__(self, mask: np.ndarray):
+        self._m = mask
+
+    def mask(self, q0: int, q1: int) -> np.ndarray:
+        return self._m[q0:q1]
+
+
+def class_map_ties(scores: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray, rule: str,
+                   query_items: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """`class_map` of the ranking by decreasing score with equal scores ordered by an
+    order-independent tie rule (evaluation.ranking: expected / optimistic /
+    pessimistic) instead of database index. A query that is in the database goes to
+    the end of its own ranking as a non-relevant item, which leaves its AP unchanged."""
+    from .ranking import tie_aware_metrics_by_distance
+
+    dist = -np.asarray(scores, dtype=np.float64)
+    mask = np.asarray(db_labels)[None, :] == np.asarray(query_labels)[:, None]
+    if query_items is not None:
+        rows = np.flatnonzero(np.asarray(query_items) >= 0)
+        dist[rows, np.asarray(query_items)[rows]] = np.inf
+        mask[rows, np.asarray(query_items)[rows]] = False
+    aps = tie_aware_metrics_by_distance(lambda a, b: dist[a:b], len(dist), _Mask(mask), 1, rule)["ap"]
+    return float(aps.mean()) if len(aps) else 0.0, aps
+
+
 def _nanmean(aps: np.ndarray, name: str) -> float:
     if not np.isfinite(aps).any():
         raise PseudosupError(f"{name}: no query has a positive in the database; check the ground truth")
@@ -166,13 +194,15 @@ class RetrievalTask:
 
     kind "instance": `ok` / `junk` per query as *database positions*; a query that is
     itself in the database is junk for its own ranking unless `query_is_result`
-    (UKBench, which then also reports the N-S score). kind "class": labels.
+    (UKBench, which then also reports the N-S score); ties by database index, as the
+    instance benchmarks' reference code. kind "class": labels; equal scores ordered by
+    `tie_rule` (default `index`; params `evaluation.tie_rule` in evaluate-retrieval).
     `evaluate(scores)` takes (nq, n_db) similarities (higher = better) and returns
     ({metric: value}, AP per query)."""
 
     def __init__(self, name: str, kind: str, queries: np.ndarray, database: np.ndarray, ok=None, junk=None,
-                 query_labels=None, db_labels=None, query_is_result: bool = False):
-        self.name, self.kind = name, kind
+                 query_labels=None, db_labels=None, query_is_result: bool = False, tie_rule: str = "index"):
+        self.name, self.kind, self.tie_rule = name, kind, tie_rule
         self.queries = np.asarray(queries, np.int64)
         self.database = np.asarray(database, np.int64)
         pos = {int(d): p for p, d in enumerate(self.database)}
@@ -200,6 +230,8 @@ class RetrievalTask:
         if scores.shape != (len(self.queries), len(self.database)):
             raise PseudosupError(f"{self.name}: scores of shape {scores.shape}, expected "
                                  f"({len(self.queries)}, {len(self.database)})")
+        if self.kind == "class" and self.tie_rule != "index":
+            return self._class_map_ties(scores)
         if self.kind == "class":
             order = rank_by_scores(scores)
             m, aps = class_map(order, self.query_labels, self.db_labels,
@@ -212,6 +244,11 @@ class RetrievalTask:
             top = order[:, :4]
             out["ns_score"] = float(np.mean([np.isin(t, o).sum() for t, o in zip(top, self.ok)]))
         return out, aps
+
+    def _class_map_ties(self, scores: np.ndarray) -> tuple[dict, np.ndarray]:
+        m, aps = class_map_ties(scores, self.query_labels, self.db_labels, self.tie_rule,
+                                self.query_pos if (self.query_pos >= 0).any() else None)
+        return {"map": m}, aps
 
 
 def task_from_groundtruth(name: str, gt, database: np.ndarray) -> RetrievalTask:

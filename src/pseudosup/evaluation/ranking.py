@@ -495,6 +495,50 @@ def ranking_metrics_by_distance(dist_fn, nq: int, relevance, k: int, batch: int 
     return ap, pk
 
 
+def tie_histograms(dist: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Real-valued distances as the per-distance counts the order-independent tie
+    rules need: for each row, (total, relevant) items of each group of *equal*
+    distances, groups in increasing distance (padded with empty groups to n_db
+    columns). Exactly equal values form a group, e.g. the many zero similarities of
+    a sparse bag of words."""
+    nq, n = dist.shape
+    order = np.argsort(dist, axis=1, kind="stable")
+    d = np.take_along_axis(dist, order, axis=1)
+    new = np.ones(d.shape, dtype=bool)
+    new[:, 1:] = d[:, 1:] != d[:, :-1]
+    flat = (np.arange(nq)[:, None] * n + np.cumsum(new, axis=1) - 1).ravel()
+    total = np.bincount(flat, minlength=nq * n).reshape(nq, n)
+    rel = np.bincount(flat, weights=np.take_along_axis(mask, order, axis=1).ravel(), minlength=nq * n)
+    return total, np.rint(rel).astype(np.int64).reshape(nq, n)
+
+
+def tie_aware_metrics_by_distance(dist_fn, nq: int, relevance, k: int, rule: str, batch: int = 64,
+                                  k_map: int | None = None) -> dict[str, np.ndarray]:
+    """AP, precision@k (and AP@k_map) per query of the ranking by real-valued
+    distance under an order-independent tie rule (`expected`, `optimistic`,
+    `pessimistic`); `index` falls back to the stable sort (ties by database index)."""
+    _check_tie_rule(rule)
+    parts: dict[str, list] = {"ap": [], "precision_at_k": [], "ap_at_k": []}
+    if rule == "index":
+        for q0 in range(0, nq, batch):
+            q1 = min(q0 + batch, nq)
+            order = np.argsort(dist_fn(q0, q1), axis=1, kind="stable")
+            r = ranked_metrics(np.take_along_axis(relevance.mask(q0, q1), order, axis=1), k, k_map or None)
+            parts["ap"].append(r["ap"])
+            parts["precision_at_k"].append(r["precision"])
+            if k_map:
+                parts["ap_at_k"].append(r["map_at_k"])
+        return {name: np.concatenate(v) for name, v in parts.items() if v}
+    for q0 in range(0, nq, batch):
+        q1 = min(q0 + batch, nq)
+        total, hits = tie_histograms(dist_fn(q0, q1), relevance.mask(q0, q1))
+        parts["ap"].append(ap_from_histograms(total, hits, rule))
+        parts["precision_at_k"].append(precision_at_k_from_histograms(total, hits, k, rule))
+        if k_map:
+            parts["ap_at_k"].append(map_at_k(total, hits, int(k_map), rule))
+    return {name: np.concatenate(v) for name, v in parts.items() if v}
+
+
 def hamming_ranking_by_index(q_codes, db_codes, relevance, k: int, batch: int = 64, threads: int = 1):
     """AP over the whole ranking and precision@k per query, ties by database index
     (the stable sort of reference code). Class and list relevance: one compiled pass

@@ -28,7 +28,7 @@ def load_dense(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def load_sparse(path: Path):
-    from ..features.bow import load_bow
+    from ..features.sparse import load_bow
 
     if not Path(path).exists():
         raise PseudosupError(f"{path}: file not found; run the features stage (sift-bow) that writes it")

@@ -34,3 +34,13 @@ def set_threads(n: int) -> None:
         threadpool_limits(n)
     except ImportError:  # optional: env vars above still apply to new pools
         pass
+
+
+def evaluation_settings(params) -> dict:
+    """params `evaluation`, updated by the experiment's own `evaluation` overrides when
+    the rule declared them (e.g. tie_rule: index for the LDPH authors' protocol)."""
+    cfg = dict(params.get_key("evaluation"))
+    for key in params:
+        if key.startswith("experiments.") and key.endswith(".evaluation"):
+            cfg.update(params.get_key(key) or {})
+    return cfg

@@ -1,9 +1,12 @@
 """Score a ranking of the database for every query of the split.
 
 With --model: Hamming ranking of the model's codes. With --euclidean: Euclidean ranking
-of the real-valued features (the ceiling the hashing methods are compared with). Tie
-rule: params `evaluation.tie_rule` (see pseudosup.evaluation.ranking, which states each
-metric's protocol and tie rule).
+of the real-valued features (the ceiling the hashing methods are compared with); with
+--bow as well (sift-bow features), also cosine ranking of the sparse TF-IDF bag of words
+through the inverted index, stored under `cosine_bow` (with the fraction of zero-score
+pairs, which tie). Tie rule, for Hamming and real-valued rankings alike: params
+`evaluation.tie_rule` (see pseudosup.evaluation.ranking, which states each metric's
+protocol and tie rule).
 
 Relevance, from the split file:
 - class: same label. Metrics: mAP over the whole database, mAP@K (`evaluation.map_at`,
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_params_args, add_threads_arg, params_of, set_threads
+from .common import add_params_args, add_threads_arg, evaluation_settings, params_of, set_threads
 
 HELP = "evaluate a hashing model (or Euclidean ranking) on a split"
 ALLOWED_RELEVANCE = ("class", "groundtruth", "multilabel")
@@ -40,6 +43,8 @@ def add_arguments(p) -> None:
     p.add_argument("--raw", type=Path, required=True, help="raw directory (labels, ground truth, images)")
     p.add_argument("--features", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True)
+    p.add_argument("--bow", type=Path, nargs="*", default=[],
+                   help="with --euclidean: the feature's sparse bag of words (.bow.npz), also ranked by cosine")
     p.add_argument("--out", type=Path, required=True, help="metrics of this run (.json)")
 
 
@@ -56,6 +61,8 @@ def run(args) -> None:
     if split.relevance not in ALLOWED_RELEVANCE:
         raise PseudosupError(f"{args.split}: relevance '{split.relevance}' is not scored by this stage "
                              f"(supported: {list(ALLOWED_RELEVANCE)}); instance benchmarks use their own protocol")
+    if args.bow and not args.euclidean:
+        raise PseudosupError("--bow is scored only with --euclidean (real-valued rankings of the features)")
     X, fmeta = load_array(args.features)
     q, db = split.part("queries"), split.part("database")
     rel = relevance_of(split, args, X, q, db, cfg)
@@ -64,6 +71,8 @@ def run(args) -> None:
     if args.euclidean:
         out.update(method="euclidean", bits=None)
         out.update(_euclidean_metrics(np.asarray(X[q]), np.asarray(X[db]), rel, split, cfg))
+        for path in args.bow:
+            out["cosine_bow"] = _cosine_bow_metrics(path, len(X), q, db, rel, split, cfg)
     else:
         from .train import load_model, model_inputs
         model, meta = load_model(args.model)
@@ -195,33 +204,54 @@ def _euclidean_metrics(Xq, Xdb, rel, split, cfg) -> dict:
 
     from ..evaluation import ranking as R
 
-    k, k_map = cfg["precision_at"], _map_cutoff(split, cfg)
     db = np.ascontiguousarray(Xdb, dtype=np.float32)
     db_sq = (db ** 2).sum(1)
     q = np.ascontiguousarray(Xq, dtype=np.float32)
-    dist = lambda a, b: R.squared_l2(q[a:b], db, db_sq)  # noqa: E731
-    if isinstance(rel, R.MultiLabelRelevance):
-        ks = _graded_ks(cfg)
-        g = R.graded_by_distance(dist, len(q), rel, cfg["query_batch"], **ks)
-        ap, pk = R.ranking_metrics_by_distance(dist, len(q), rel, k, cfg["query_batch"])
-        return {"map": float(ap.mean()), "precision_at_k": float(pk.mean()), "k": k, **_graded_out(g, ks)}
-    ap, pk = R.ranking_metrics_by_distance(dist, len(q), rel, k, cfg["query_batch"])
-    out = {"map": float(ap.mean()), "precision_at_k": float(pk.mean()), "k": k}
-    if k_map:
-        vals = []
-        for q0 in range(0, len(q), cfg["query_batch"]):
-            q1 = min(q0 + cfg["query_batch"], len(q))
-            order = np.argsort(dist(q0, q1), axis=1, kind="stable")
-            vals.append(R.ranked_metrics(np.take_along_axis(rel.mask(q0, q1), order, axis=1), 1, int(k_map))["map_at_k"])
-        out.update(map_at_k=float(np.concatenate(vals).mean()), map_at=int(k_map))
+    return _distance_metrics(lambda a, b: R.squared_l2(q[a:b], db, db_sq), len(q), rel, split, cfg)
+
+
+def _cosine_bow_metrics(path, n_items, q, db, rel, split, cfg) -> dict:
+    """Cosine ranking of the TF-IDF bag of words through the inverted index."""
+    from ..features.sparse import InvertedIndex
+    from ..io import PseudosupError
+    from ..mining.features_io import load_sparse
+
+    G, _ = load_sparse(path)
+    if G.shape[0] != n_items:
+        raise PseudosupError(f"{path} has {G.shape[0]} rows but the dense features have {n_items}: not the same "
+                             "items; rerun the sift-bow features stage")
+    index, Gq = InvertedIndex(G[db]), G[q]
+    zero, seen = [0], set()
+
+    def dist(a, b):
+        s = index.scores(Gq[a:b])
+        if a not in seen:  # some metrics rank each block twice; count each pair once
+            seen.add(a)
+            zero[0] += int((s <= 0).sum())
+        return -s
+
+    out = _distance_metrics(dist, len(q), rel, split, cfg)
+    out.update(ranking="cosine of L2-normalised TF-IDF, inverted index", n_words=int(G.shape[1]),
+               nnz_per_item=round(float(G.nnz / max(1, G.shape[0])), 2),
+               zero_score_fraction=round(zero[0] / max(1, len(q) * len(db)), 6))
     return out
 
 
-def evaluation_settings(params) -> dict:
-    """params `evaluation`, updated by the experiment's own `evaluation` overrides when
-    the rule declared them (e.g. tie_rule: index for the LDPH authors' protocol)."""
-    cfg = dict(params.get_key("evaluation"))
-    for key in params:
-        if key.startswith("experiments.") and key.endswith(".evaluation"):
-            cfg.update(params.get_key(key) or {})
-    return cfg
+def _distance_metrics(dist, nq, rel, split, cfg) -> dict:
+    """mAP, precision@K (and mAP@K, or the graded metrics) of the ranking by `dist(q0, q1)`.
+    Ties (equal distances: duplicates, the zero similarities of a sparse bag of words)
+    follow `evaluation.tie_rule`, as for Hamming ranking; the graded multi-label
+    metrics break them by database index."""
+    from ..evaluation import ranking as R
+
+    k, k_map = cfg["precision_at"], _map_cutoff(split, cfg)
+    graded = isinstance(rel, R.MultiLabelRelevance)
+    m = R.tie_aware_metrics_by_distance(dist, nq, rel, k, cfg["tie_rule"], cfg["query_batch"],
+                                        None if graded else k_map)
+    out = {"map": float(m["ap"].mean()), "precision_at_k": float(m["precision_at_k"].mean()), "k": k}
+    if graded:
+        ks = _graded_ks(cfg)
+        out.update(_graded_out(R.graded_by_distance(dist, nq, rel, cfg["query_batch"], **ks), ks))
+    elif k_map:
+        out.update(map_at_k=float(m["ap_at_k"].mean()), map_at=int(k_map))
+    return out

@@ -11,8 +11,10 @@ dataset's instance ground truth, --protocol), with cosine similarity everywhere:
              database images (transductive: their own embedded vectors)
 - finetuned: the fine-tuned CNN descriptors (--finetuned), both sides
 
-Each with mAP (trapezoid AP for instance protocols, non-interpolated for class
-level; UKBench adds the N-S score) and the index size in bytes per image (float32
+Each with mAP (trapezoid AP for instance protocols, ties by database index as their
+reference code; non-interpolated for class level, equal scores ordered by params
+`evaluation.tie_rule` - the SIFT bag of words gives many pairs a similarity of exactly 0;
+UKBench adds the N-S score) and the index size in bytes per image (float32
 dense vectors: 4 d; inverted index: 8 bytes per posting). Writes the run (.json)
 and a Markdown table (--table).
 """
@@ -22,13 +24,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cie import add_task_args, build_task
-from .common import add_params_args, params_of
+from .common import add_params_args, evaluation_settings, params_of
 
 HELP = "compare SIFT, CNN, late fusion, CIE and fine-tuned CNN retrieval on a protocol"
 
 
 def add_arguments(p) -> None:
-    add_params_args(p, "retrieval")
+    add_params_args(p, "retrieval, evaluation")
     p.add_argument("--bow", type=Path, required=True, help="SIFT bag of words (.bow.npz), all items")
     p.add_argument("--cnn", type=Path, required=True, help="pretrained CNN features (.npy), all items")
     p.add_argument("--cie", type=Path, default=None, help="CIE-embedded CNN index (.npy), database rows")
@@ -74,7 +76,8 @@ def run(args) -> None:
     from ..log import log
     from ..mining.features_io import load_dense, load_sparse
 
-    cfg = params_of(args).get_key("retrieval")
+    params = params_of(args)
+    cfg, tie_rule = params.get_key("retrieval"), evaluation_settings(params)["tie_rule"]
     G, gmeta = load_sparse(args.bow)
     X, xmeta = load_dense(args.cnn)
     if G.shape[0] != X.shape[0]:
@@ -83,6 +86,8 @@ def run(args) -> None:
     if task is None:
         raise PseudosupError("a protocol is needed: give --dataset and --raw (and --split or --protocol)")
     tasks = [task] + [_other_task(args, p, X.shape[0], db) for p in args.also_protocol]
+    for t in tasks:  # class level: equal scores (the BoW's many zero similarities) by the tie rule
+        t.tie_rule = tie_rule if t.kind == "class" else "index"
     E = _load_rows(args.cie, len(db), "database rows (the CIE stage's --split must match)") if args.cie else None
     F = _load_rows(args.finetuned, X.shape[0], "rows, one per item") if args.finetuned else None
     runs = [_score(t, G, X, E, F, cfg["fusion_weight"]) for t in tasks]
@@ -92,7 +97,7 @@ def run(args) -> None:
     for r, t in zip(runs, tasks):
         # with several protocols each column pair is named by its protocol
         r.update(name=f"{args.name} {t.name.split('/')[-1]}" if len(runs) > 1 else args.name,
-                 fusion_weight=cfg["fusion_weight"], inputs=inputs)
+                 fusion_weight=cfg["fusion_weight"], tie_rule=t.tie_rule, inputs=inputs)
     write_json(args.out, {**runs[0], "also": runs[1:]})
     if args.metrics:
         results = {"retrieval": {m: {"map": r["map"]} for m, r in runs[0]["results"].items()}}

@@ -31,7 +31,7 @@ def run(args) -> None:
     from ..io import atomic_path, read_json, write_json
 
     exp = params_of(args).get_key(f"experiments.{args.experiment}")
-    runs = [read_json(p) for p in args.runs]
+    runs = with_sparse_rankings([read_json(p) for p in args.runs])
     metrics = {"experiment": args.experiment, "dataset": exp["dataset"], "split": exp["split"],
                "tie_rule": runs[0]["tie_rule"] if runs else None,
                "precision_at": runs[0]["k"] if runs else None, "results": {}, "mining": {}}
@@ -47,6 +47,18 @@ def run(args) -> None:
         tmp.write_text(_csv(rows))
     with atomic_path(args.table) as tmp:
         tmp.write_text(markdown_table(args.experiment, exp, runs, metrics))
+
+
+def with_sparse_rankings(runs: list[dict]) -> list[dict]:
+    """The runs, plus one `cosine-bow` run per Euclidean run that also scored its sparse
+    bag of words (the sift-bow features' inverted-index ranking)."""
+    out = []
+    for r in runs:
+        out.append(r)
+        if r.get("cosine_bow"):
+            out.append({**r["cosine_bow"], "feature": r["feature"], "method": "cosine-bow", "bits": None,
+                        "tie_rule": r["tie_rule"]})
+    return out
 
 
 def run_name(r: dict) -> str:
@@ -85,10 +97,13 @@ def markdown_table(name: str, exp: dict, runs: list[dict], metrics: dict) -> str
     bits = sorted({r["bits"] for r in runs if r.get("bits") is not None})
     by = {(r["feature"], r["method"], r.get("bits")): r for r in runs}
     if not bits:  # feature-only experiment: the real-valued rankings
-        lines = [f"**{name}**: {label} of Euclidean ranking per feature ({metrics['split']})", "",
+        lines = [f"**{name}**: {label} of the real-valued ranking of each feature: Euclidean, and TF-IDF cosine where stated ({metrics['split']})", "",
                  f"| feature | {label} | {side_label} |", "|---|---|---|"]
-        lines += [f"| {f} | {_fmt(by.get((f, 'euclidean', None)), key)} | {_fmt(by.get((f, 'euclidean', None)), side)} |"
-                  for f in exp["features"]]
+        for f in exp["features"]:
+            for meth, shown in (("euclidean", f), ("cosine-bow", f"{f} (TF-IDF cosine, inverted index)")):
+                if meth == "euclidean" or (f, meth, None) in by:
+                    lines.append(f"| {shown} | {_fmt(by.get((f, meth, None)), key)} | "
+                                 f"{_fmt(by.get((f, meth, None)), side)} |")
         return "\n".join(lines) + "\n"
     head = f"{label} ({metrics['split']}, tie rule {metrics['tie_rule']}); last column: {side_label} at {bits[-1]} bits"
     lines = [f"**{name}**: {head}", "",
@@ -98,10 +113,11 @@ def markdown_table(name: str, exp: dict, runs: list[dict], metrics: dict) -> str
         for meth in exp.get("methods", []):
             cells = [_fmt(by.get((feat, meth, b)), key) for b in bits]
             lines.append(f"| {feat} | {meth} | " + " | ".join(cells) + f" | {_fmt(by.get((feat, meth, bits[-1])), side)} |")
-        ceil = by.get((feat, "euclidean", None))
-        if ceil:
-            lines.append(f"| {feat} | Euclidean (ceiling) | " + " | ".join(_fmt(ceil, key) for _ in bits)
-                         + f" | {_fmt(ceil, side)} |")
+        for meth, shown in (("euclidean", "Euclidean (ceiling)"), ("cosine-bow", "TF-IDF cosine (inverted index)")):
+            ceil = by.get((feat, meth, None))
+            if ceil:
+                lines.append(f"| {feat} | {shown} | " + " | ".join(_fmt(ceil, key) for _ in bits)
+                             + f" | {_fmt(ceil, side)} |")
     if metrics["mining"]:
         lines += ["", "Reversible-NN pairs of the database (k from params `mining.k`; label agreement is a diagnostic only):", "",
                   "| feature | pairs | items covered | pairs sharing a label |", "|---|---|---|---|"]
