@@ -34,6 +34,10 @@ def test_readme_tables_come_from_results():
     readme = (ROOT / "README.md").read_text()
     assert "<!-- results:demo -->" in readme
     assert refreshed(readme, ROOT / "results/tables", ROOT / "benchmarks/results", ROOT / "data/splits") == readme, "README tables are stale: run `pseudosup readme`"
+    for doc in (ROOT / "docs").glob("*.md"):
+        text = doc.read_text()
+        assert refreshed(text, ROOT / "results/tables", ROOT / "benchmarks/results", ROOT / "data/splits") == text, \
+            f"{doc} tables are stale: run `pseudosup readme`"
 
 
 def test_result_tables_come_from_the_run_files():

@@ -1,4 +1,5 @@
-"""Refresh the generated sections of README.md (numbers are never typed by hand).
+"""Refresh the generated sections of README.md and docs/*.md (numbers are never typed
+by hand).
 
 `<!-- results:<experiment> -->` ... `<!-- /results:<experiment> -->` holds
 results/tables/<experiment>.md; `<!-- bench:<name> -->` ... `<!-- /bench:<name> -->`
@@ -12,13 +13,14 @@ import re
 import sys
 from pathlib import Path
 
-HELP = "refresh README.md result tables from results/tables (--check: fail when stale)"
+HELP = "refresh the result tables of README.md and docs/*.md (--check: fail when stale)"
 
 MARK = re.compile(r"(<!-- (?P<kind>results|bench|splits):(?P<name>[\w\-]+) -->\n)(?P<body>.*?)(<!-- /(?P=kind):(?P=name) -->)", re.S)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument("--readme", type=Path, nargs="+", default=None,
+                   help="Markdown files to refresh (default: README.md and docs/*.md)")
     p.add_argument("--tables", type=Path, default=Path("results/tables"))
     p.add_argument("--bench", type=Path, default=Path("benchmarks/results"))
     p.add_argument("--splits", type=Path, default=Path("data/splits"))
@@ -52,15 +54,19 @@ def refreshed(text: str, tables: Path, bench: Path = Path("benchmarks/results"),
 def run(args) -> int:
     from ..io import atomic_path
 
-    text = args.readme.read_text()
-    new = refreshed(text, args.tables, args.bench, args.splits)
-    if args.check:
+    stale = 0
+    for path in args.readme or [Path("README.md"), *sorted(Path("docs").glob("*.md"))]:
+        text = path.read_text()
+        new = refreshed(text, args.tables, args.bench, args.splits)
+        if args.check:
+            if new != text:
+                print(f"{path}: result tables are stale; run `pseudosup readme`", file=sys.stderr)
+                stale += 1
+            continue
         if new != text:
-            print(f"{args.readme}: result tables are stale; run `pseudosup readme`", file=sys.stderr)
-            return 1
-        print(f"{args.readme}: result tables are current")
-        return 0
-    with atomic_path(args.readme) as tmp:
-        tmp.write_text(new)
-    print(f"updated {args.readme}")
-    return 0
+            with atomic_path(path) as tmp:
+                tmp.write_text(new)
+            print(f"updated {path}")
+    if args.check and not stale:
+        print("README.md and docs: result tables are current")
+    return 1 if stale else 0
