@@ -5,7 +5,8 @@
     python benchmarks/bench_features.py --part speed   # only the speed / memory figures
 
 Quality: class-level mAP (and precision@500) of Euclidean ranking — cosine ranking
-through the inverted index for the sparse SIFT bag of words — on the 10,000 CIFAR-10
+through the inverted index for the sparse SIFT bag of words, whose many exact ties
+(similarity 0) are scored by the tie rule `expected` — on the 10,000 CIFAR-10
 test images of ../shared/data/cifar10-test-jpg.tar: 1,000 queries (100 per class),
 the other 9,000 as database, split `cifar10-test-q1k` (the committed file when it
 exists, else drawn here by the same protocol function with seed 0 — the result
@@ -88,24 +89,34 @@ def the_split(labels: np.ndarray):
 
 # --- quality -------------------------------------------------------------------------------------
 
+TIE_RULE = "expected"  # the project default (params evaluation.tie_rule)
+
+
 def evaluate(X: np.ndarray, q: np.ndarray, db: np.ndarray, labels: np.ndarray) -> dict:
-    from pseudosup.evaluation.ranking import ClassRelevance, euclidean_metrics
+    from pseudosup.evaluation.ranking import ClassRelevance, squared_l2, tie_aware_metrics_by_distance
 
     rel = ClassRelevance(labels[q], labels[db])
-    ap, pk = euclidean_metrics(X[q], X[db], rel, k=500)
-    return {"mAP": round(float(ap.mean()), 4), "P@500": round(float(pk.mean()), 4), "dim": int(X.shape[1])}
+    Xq, Xdb = np.ascontiguousarray(X[q], np.float32), np.ascontiguousarray(X[db], np.float32)
+    m = tie_aware_metrics_by_distance(lambda a, b: squared_l2(Xq[a:b], Xdb), len(q), rel, 500, TIE_RULE)
+    return {"mAP": round(float(m["ap"].mean()), 4), "P@500": round(float(m["precision_at_k"].mean()), 4),
+            "dim": int(X.shape[1])}
 
 
 def evaluate_sparse(G, q, db, labels) -> dict:
-    from pseudosup.evaluation.ranking import ClassRelevance, ranking_metrics_by_distance
-    from pseudosup.features.bow import InvertedIndex
+    from pseudosup.evaluation.ranking import ClassRelevance, tie_aware_metrics_by_distance
+    from pseudosup.features.sparse import InvertedIndex
 
     index = InvertedIndex(G[db])
     Gq = G[q]
     rel = ClassRelevance(labels[q], labels[db])
-    ap, pk = ranking_metrics_by_distance(lambda a, b: -index.scores(Gq[a:b]), len(q), rel, 500)
-    return {"mAP": round(float(ap.mean()), 4), "P@500": round(float(pk.mean()), 4), "dim": int(G.shape[1]),
-            "nnz_per_image": round(float(G.nnz / G.shape[0]), 1)}
+    out = {"dim": int(G.shape[1]), "nnz_per_image": round(float(G.nnz / G.shape[0]), 1)}
+    for rule in (TIE_RULE, "index"):
+        m = tie_aware_metrics_by_distance(lambda a, b: -index.scores(Gq[a:b]), len(q), rel, 500, rule)
+        key = "" if rule == TIE_RULE else " (ties by index)"
+        out.update({f"mAP{key}": round(float(m["ap"].mean()), 4), f"P@500{key}": round(float(m["precision_at_k"].mean()), 4)})
+    zero = sum(int((index.scores(Gq[a:a + 256]) <= 0).sum()) for a in range(0, len(q), 256))
+    out["zero_score_fraction"] = round(zero / (len(q) * len(db)), 4)
+    return out
 
 
 def quality(results: dict) -> None:
@@ -123,7 +134,7 @@ def quality(results: dict) -> None:
     rows, timing = {}, {}
     results["map"] = {"split": split_note, "n_queries": int(len(q)), "n_database": int(len(db)),
                       "relevance": "same class", "ranking": "Euclidean (cosine via the inverted index for sparse BoW); "
-                      "ties by database index", "rows": rows, "seconds": timing, "load_before": load_avg()}
+                      f"equal distances by tie rule '{TIE_RULE}' (exact mean over their orders)", "rows": rows, "seconds": timing, "load_before": load_avg(), "date": machine()["date"]}
 
     rows["pixels (3072-d)"] = evaluate(imgs.reshape(len(imgs), -1).astype(np.float32) / 255, q, db, labels)
     print(rows, flush=True)
@@ -173,7 +184,7 @@ def speed(results: dict) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
-    sp = results["speed"] = {}
+    sp = results["speed"] = {"date": machine()["date"]}
     sp["mobilenet_v2_224"] = _mnv2_speed()
     print(sp, flush=True)
     sp["sift_1024px"] = _sift_speed()
@@ -341,19 +352,24 @@ def write(results: dict) -> None:
 def markdown(r: dict) -> str:
     lines = ["**Feature extraction benchmark** (benchmarks/bench_features.py)", ""]
     m = r.get("machine", {})
-    lines += [f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {THREADS} threads; {m.get('date', '?')}.", ""]
+    lines += [f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {THREADS} threads; last run {m.get('date', '?')}.", ""]
     if "map" in r:
         mp_ = r["map"]
         lines += ["#### Class-level mAP on CIFAR-10 test (1,000 queries / 9,000 database)", "",
-                  f"Split: {mp_['split']}. Relevance: {mp_['relevance']}. Ranking: {mp_['ranking']}. "
+                  f"Measured {mp_.get('date', '?')}. Split: {mp_['split']}. Relevance: {mp_['relevance']}. Ranking: {mp_['ranking']}. "
                   f"Load (1/5/15 min) before {mp_['load_before']}, after {mp_.get('load_after', '?')}.", "",
                   "| feature | dim | mAP | precision@500 |", "|---|---|---|---|"]
         for name, v in mp_["rows"].items():
             lines.append(f"| {name} | {v['dim']} | {v['mAP']:.4f} | {v['P@500']:.4f} |")
+        for name, v in mp_["rows"].items():
+            if "mAP (ties by index)" in v:
+                lines += ["", f"{name}: {100 * v['zero_score_fraction']:.1f}% of the query/database pairs score exactly 0 "
+                              f"(a tie); ordering ties by database index instead (class-sorted here) would give mAP "
+                              f"{v['mAP (ties by index)']:.4f}, precision@500 {v['P@500 (ties by index)']:.4f}."]
         lines += ["", "Extraction times (s): " + ", ".join(f"{k} {v}" for k, v in mp_["seconds"].items()), ""]
     if "speed" in r:
         s = r["speed"]
-        lines += ["#### Speed and memory", "", "| measure | value | target | load before / after |", "|---|---|---|---|"]
+        lines += ["#### Speed and memory", "", f"Measured {s.get('date', '?')}.", "", "| measure | value | target | load before / after |", "|---|---|---|---|"]
         if "mobilenet_v2_224" in s:
             v = s["mobilenet_v2_224"]
             best = max(v[k] for k in v if k.startswith("forward_batch"))
@@ -405,11 +421,13 @@ def main() -> None:
         torch.set_num_threads(THREADS)
         old = json.loads((OUT / "bench_features.json").read_text()) if (OUT / "bench_features.json").exists() else {}
         results["speed"] = {**old.get("speed", {}), "mobilenet_v2_224": _mnv2_speed(), "sift_1024px": _sift_speed(),
-                            "gist512_32px": _gist_speed()}
+                            "gist512_32px": _gist_speed(),
+                            "date": f"{machine()['date']} (MobileNetV2, SIFT, GIST rows; the others earlier)"}
         write(results)
     if args.part == "memory":
         old = json.loads((OUT / "bench_features.json").read_text()) if (OUT / "bench_features.json").exists() else {}
-        results["speed"] = {**old.get("speed", {}), "cnn_peak_memory": _memory()}
+        results["speed"] = {**old.get("speed", {}), "cnn_peak_memory": _memory(),
+                            "date": f"{machine()['date']} (memory rows; the others earlier)"}
         write(results)
     print((OUT / "bench_features.md").read_text())
 
