@@ -105,12 +105,22 @@ def wait_for(path: Path, timeout: float = 120) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_run_resumes_without_redoing_finished_jobs(sig, tmp_path):
     project = copy_project(tmp_path)
+    # The tiny pre-training finishes within a second on a quiet machine: make it long
+    # enough to be killed mid-job for certain, then restore it before resuming.
+    config = project / "tests/config/tiny.yaml"
+    tiny = config.read_text()
+    assert "epochs: 1," in tiny
+    config.write_text(tiny.replace("epochs: 1,", "epochs: 5000,", 1))
     proc = start(project)
     pretrain_log = project / "logs/pretrain/fashion-mnist/cnn-small.log"
     wait_for(pretrain_log)
-    time.sleep(1.0)  # mid-job: the checkpoint is being trained, not written
+    t0 = time.time()
+    while "epoch 1:" not in pretrain_log.read_text():  # training is under way, nothing written yet
+        assert time.time() - t0 < 120 and proc.poll() is None, "pre-training did not start"
+        time.sleep(0.2)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=60)
+    config.write_text(tiny)
     backbone = project / "models/fashion-mnist/cnn-small/backbone.pt"
     assert not backbone.exists(), "a killed job left an output that looks complete"
     raw = project / "data/raw/fashion-mnist/MANIFEST.json"
