@@ -88,9 +88,16 @@ def test_same_inputs_give_identical_metrics(tiny_run, tmp_path):
     assert metrics(again) == metrics(project)
 
 
+def _default_sigint() -> None:
+    # A job started in the background by a non-interactive shell (as CI may run us)
+    # inherits SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler:
+    # restore the default so that the signal means what Ctrl-C means in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(project: Path) -> subprocess.Popen:
     return subprocess.Popen([str(BIN / "snakemake"), *TINY], cwd=project, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
                             env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
 
 
