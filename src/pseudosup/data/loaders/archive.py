@@ -210,6 +210,18 @@ def write_tar_index(tar_path: Path) -> dict:
     return index
 
 
+def _per_process(handles: dict, opener):
+    """This process's handle, opened on first use. Threads that race to open it all get
+    the one stored first (dict.setdefault is atomic): replacing a handle another thread
+    is reading through closed its descriptor under it (EBADF, or another file's bytes
+    if the number was reused)."""
+    pid = os.getpid()
+    handle = handles.get(pid)
+    if handle is None:
+        handle = handles.setdefault(pid, opener())
+    return handle
+
+
 class TarMembers:
     """Random access to the members of an uncompressed tar through its index."""
 
@@ -227,21 +239,20 @@ class TarMembers:
                                  "was modified: rerun the download stage")
         self._members = index["members"]
         self.names = sorted(self._members)
-        self._fh, self._pid = None, None
+        self._handles: dict[int, object] = {}  # pid -> open file: one handle per process (workers fork)
 
     def __contains__(self, name: str) -> bool:
         return name in self._members
 
     def read(self, name: str) -> bytes:
-        if self._fh is None or self._pid != os.getpid():  # one handle per process (workers fork)
-            self._fh, self._pid = open(self.path, "rb"), os.getpid()
+        fh = _per_process(self._handles, lambda: open(self.path, "rb"))
         try:
             offset, size = self._members[name]
         except KeyError:
             raise PseudosupError(f"{self.path}: no member '{name}'") from None
         # pread: no shared file position, so threads (e.g. SIFT extraction on 2 threads)
         # can read members concurrently; seek + read interleaved and returned other bytes
-        data = os.pread(self._fh.fileno(), size, offset)
+        data = os.pread(fh.fileno(), size, offset)
         if len(data) != size:
             raise PseudosupError(f"{self.path}: truncated at member '{name}'; rerun the download stage")
         return data
@@ -262,16 +273,15 @@ class ZipMembers:
             if not info.is_dir():
                 self._names[check_member_name(info.filename, self.path)] = info.filename
         self.names = sorted(self._names)
-        self._zf, self._pid = None, None
+        self._handles: dict[int, object] = {}  # pid -> ZipFile (its reads are thread-safe)
 
     def __contains__(self, name: str) -> bool:
         return name in self._names
 
     def read(self, name: str) -> bytes:
-        if self._zf is None or self._pid != os.getpid():
-            self._zf, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        zf = _per_process(self._handles, lambda: zipfile.ZipFile(self.path))
         try:
-            return self._zf.read(self._names[name])
+            return zf.read(self._names[name])
         except KeyError:
             raise PseudosupError(f"{self.path}: no member '{name}'") from None
         except (zipfile.BadZipFile, OSError, EOFError) as e:
