@@ -1,5 +1,11 @@
-"""The metrics gate: exit non-zero, listing every regression, when any metric of the
-given metrics files is worse than its committed baseline beyond its tolerance."""
+"""The metrics gate: exit 1, listing every regression, when any metric of the given
+metrics files is worse than its committed baseline beyond its tolerance.
+
+Exit 2 with one line, before any comparison of that file, when a metric value is null or
+not finite, when a baseline value or tolerance is not a finite number >= 0, when the run
+was made on another protocol (dataset, split, tie rule, precision_at) than its baseline,
+or when the baseline is missing or records no protocol; the line names the command that
+makes or completes the baseline."""
 
 from __future__ import annotations
 
