@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from pseudosup.features import extractors, gist
-from pseudosup.features.images import BadImage, Fetcher, FileImages, read_image, to_layout, to_uint8
+from pseudosup.features.images import (BadImage, Fetcher, FileImages, read_image, read_image_with_note, to_layout,
+                                       to_uint8)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,11 +68,14 @@ def test_readers_convert_or_refuse(files):
         read_image(files["missing"])
     cmyk = read_image(files["cmyk"])
     assert cmyk.shape == (48, 64, 3) and cmyk.dtype == np.uint8
-    sixteen = read_image(files["16bit"])
-    assert sixteen.dtype == np.uint16
-    u8, note = to_uint8(sixteen)
-    assert u8.dtype == np.uint8 and "16-bit" in note and u8.max() > 100
-    rgb, note = to_layout(read_image(files["rgba"]), colour=True)
+    # files are decoded to uint8 by the reader itself, saying what it did (the 16-bit file is v * 257)
+    sixteen, note = read_image_with_note(files["16bit"])
+    assert sixteen.dtype == np.uint8 and "mode I;16" in note and sixteen.max() > 100
+    u8, note = to_uint8(np.asarray(Image.open(files["16bit"]), dtype=np.uint16))  # a 16-bit array source
+    assert u8.dtype == np.uint8 and "16-bit" in note and np.array_equal(u8, sixteen)
+    rgb, note = read_image_with_note(files["rgba"])
+    assert rgb.shape == (48, 64, 3) and "alpha" in note
+    rgb, note = to_layout(np.asarray(Image.open(files["rgba"])), colour=True)  # an RGBA array source
     assert rgb.shape == (48, 64, 3) and "alpha" in note
     grey, _ = to_layout(read_image(files["grey"]), colour=True)
     assert grey.shape == (48, 64, 3) and (grey[:, :, 0] == grey[:, :, 2]).all()

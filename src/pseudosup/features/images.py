@@ -7,9 +7,15 @@ with a reason. The policy, stated once:
 - unreadable or truncated file, empty array (a side of 0 pixels), or an exception
   raised by the source -> skipped: the item's row is all zeros, and the sidecar lists
   it under `skipped` with the reason;
-- grey (H, W) or (H, W, 1), RGBA / grey+alpha, CMYK (a 4-channel file decoded by
-  Pillow), 16-bit or float pixels -> converted (to grey or RGB uint8 as the extractor
-  asks) and counted under `converted`;
+- any file whose pixels are not 8-bit L or RGB (16-bit, 32-bit integer, float, palette,
+  alpha, CMYK, bilevel, ...) -> decoded to uint8 grey or RGB by
+  `pseudosup.data.loaders.decode.pil_to_uint8` (the scaling rules are stated there) and
+  listed under `converted` with its mode and what was done ("mode I;16: 16-bit -> 8-bit
+  (x/257)"); sources say what their decoding did through `read_with_note(i)`;
+- arrays from array sources: grey (H, W) or (H, W, 1) for a colour extractor, grey+alpha
+  or RGBA (alpha composited on white), 16-bit, other integer or float pixels (the same
+  rules as the files) -> converted and listed under `converted`. An 8-bit grey image for a
+  grey extractor, or RGB for a colour one, is used as is and not listed;
 - smaller than an extractor needs -> upscaled by the extractor and counted under
   `converted` (reason "upscaled").
 
@@ -23,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.loaders.decode import (composite, float_to_uint8, int_to_uint8, pil_to_uint8, sixteen_to_uint8,
+                                   to_colour)
 from ..io import PseudosupError
 
 
@@ -31,80 +39,59 @@ class BadImage(Exception):
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file fully (raises BadImage when unreadable or truncated).
+    """Decode an image file fully to uint8 grey (H, W) or RGB (H, W, 3) (raises BadImage
+    when unreadable or truncated); see `read_image_with_note`."""
+    return read_image_with_note(path)[0]
 
-    Returns the pixels as decoded (uint8 or uint16, grey or RGB/RGBA) with CMYK and
-    palette images already turned into RGB.
-    """
+
+def read_image_with_note(path: str | Path) -> tuple[np.ndarray, str | None]:
+    """The pixels and what the decoding did (None when the file was 8-bit L or RGB);
+    every mode is scaled by `pil_to_uint8`'s rules."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()  # forces the whole decode: truncated files raise here
-            return _pil_to_array(im)
+            return pil_to_uint8(im)
     except FileNotFoundError:
         raise BadImage(f"file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise BadImage(f"unreadable image {Path(path).name}: {e}") from None
 
 
-def _pil_to_array(im) -> np.ndarray:
-    if im.mode in ("CMYK", "YCbCr", "LAB", "HSV", "P", "PA", "1"):
-        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(im, dtype=np.uint16)
-    if im.mode in ("I", "F"):
-        return np.asarray(im)
-    return np.asarray(im)
-
-
 def to_uint8(img: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """uint8 pixels of any numeric image; returns (pixels, note of the conversion or None)."""
+    """uint8 pixels of any numeric array, by the same rules as decoded files; returns
+    (pixels, note of the conversion or None)."""
     img = np.asarray(img)
     if img.dtype == np.uint8:
         return img, None
     if img.dtype == np.bool_:
         return img.astype(np.uint8) * 255, "bool->uint8"
-    if np.issubdtype(img.dtype, np.floating):
-        if not np.isfinite(img).all():
-            raise BadImage("non-finite pixel values")
-        # floats in [0, 1] are the usual convention; anything else is min-max scaled
-        if img.min() >= 0 and img.max() <= 1:
-            return np.round(img * 255).astype(np.uint8), "float[0,1]->uint8"
-        return _rescale(img), "float->uint8 (min-max)"
-    if img.dtype == np.uint16:
-        return (img >> 8).astype(np.uint8), "16-bit->8-bit"
-    if np.issubdtype(img.dtype, np.integer):
-        if img.min() >= 0 and img.max() <= 255:
-            return img.astype(np.uint8), f"{img.dtype}->uint8"
-        return _rescale(img.astype(np.float64)), f"{img.dtype}->uint8 (min-max)"
+    try:
+        if np.issubdtype(img.dtype, np.floating):
+            return float_to_uint8(img)
+        if img.dtype == np.uint16:
+            return sixteen_to_uint8(img), "16-bit -> 8-bit (x/257)"
+        if np.issubdtype(img.dtype, np.integer):
+            u8, what = int_to_uint8(img)
+            return u8, f"{img.dtype}: {what}"
+    except ValueError as e:  # NaN / inf
+        raise BadImage(str(e)) from None
     raise BadImage(f"unsupported pixel type {img.dtype}")
 
 
-def _rescale(img: np.ndarray) -> np.ndarray:
-    lo, hi = float(img.min()), float(img.max())
-    if hi <= lo:
-        return np.zeros(img.shape, np.uint8)
-    return np.round((img - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-
-
 def to_layout(img: np.ndarray, colour: bool) -> tuple[np.ndarray, str | None]:
-    """(H, W, 3) RGB when colour else (H, W) grey; alpha is dropped (composited on
-    nothing: the colour channels are kept as they are)."""
+    """(H, W, 3) RGB when colour else (H, W) grey; alpha is composited on white (as for
+    files, see loaders/decode.py)."""
     notes = []
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    if img.ndim == 3 and img.shape[2] == 2:  # grey + alpha
-        img, _ = img[:, :, 0], notes.append("alpha dropped")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img, _ = img[:, :, :3], notes.append("alpha dropped")
-    if img.ndim == 2:
-        if colour:
-            img, _ = np.repeat(img[:, :, None], 3, axis=2), notes.append("grey->RGB")
-    elif img.ndim == 3 and img.shape[2] == 3:
-        if not colour:
-            # ITU-R 601 luma, as OpenCV and Pillow compute grey
-            img = np.round(img @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] in (2, 4):  # grey + alpha, RGBA
+        img, what = composite(img)
+        notes.append(what)
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3):
+        img, forced = to_colour(img, colour)
+        notes += [forced] if forced else []
     else:
         raise BadImage(f"unsupported image shape {img.shape}")
     return np.ascontiguousarray(img), ", ".join(notes) or None
@@ -113,7 +100,9 @@ def to_layout(img: np.ndarray, colour: bool) -> tuple[np.ndarray, str | None]:
 @dataclass
 class Fetcher:
     """Gets item i of an image source in the layout an extractor needs, recording
-    every skip and conversion (they go to the feature sidecar)."""
+    every skip and conversion (they go to the feature sidecar). A source that decodes
+    files says what its decoding did through `read_with_note(i) -> (pixels, note)`
+    (MemberImages, FileImages); plain sources only give `source[i]`."""
 
     source: object
     colour: bool
@@ -127,9 +116,10 @@ class Fetcher:
     def get(self, i: int) -> np.ndarray | None:
         """The pixels of item i, or None when it is skipped (reason recorded)."""
         try:
-            img = self.source[i]
+            read = getattr(self.source, "read_with_note", None)
+            img, n0 = read(i) if read is not None else (self.source[i], None)
             if isinstance(img, (str, Path)):
-                img = read_image(img)
+                img, n0 = read_image_with_note(img)
             img = np.asarray(img)
             if img.ndim < 2 or img.shape[0] == 0 or img.shape[1] == 0:
                 raise BadImage(f"empty image (shape {img.shape})")
@@ -144,7 +134,7 @@ class Fetcher:
         except Exception as e:  # a reader failing on one item must not stop the dataset
             self.skipped[i] = f"{type(e).__name__}: {e}"
             return None
-        notes = [n for n in (n1, n2, n3) if n]
+        notes = [n for n in (n0, n1, n2, n3) if n]
         if notes:
             self.converted[i] = "; ".join(notes)
         return img
@@ -204,3 +194,6 @@ class FileImages:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return read_image(self.paths[i])
+
+    def read_with_note(self, i: int) -> tuple[np.ndarray, str | None]:
+        return read_image_with_note(self.paths[i])

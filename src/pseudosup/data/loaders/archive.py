@@ -9,7 +9,6 @@ the same `Members` interface: `.names` (sorted member paths) and `.read(name)`.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import posixpath
@@ -23,6 +22,7 @@ import numpy as np
 
 from ...io import PseudosupError, atomic_path
 from ...log import progress
+from .decode import decode_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -334,22 +334,16 @@ def verify_zip(path: Path, required: tuple[str, ...] = ()) -> int:
 
 
 def decode_image(data: bytes, where: str) -> np.ndarray:
-    """uint8 (H, W) for grey images, (H, W, 3) RGB otherwise. EXIF orientation is not
-    applied: pixels are used as stored, as the standard evaluation code does."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("RGB")
-            return np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise PseudosupError(f"{where}: not a readable image ({e})") from None
+    """uint8 (H, W) for grey images, (H, W, 3) RGB otherwise, every pixel mode scaled
+    correctly (the rules: loaders/decode.py). EXIF orientation is not applied: pixels are
+    used as stored, as the standard evaluation code does."""
+    return decode_bytes(data, where)[0]
 
 
 class MemberImages:
-    """Image source over archive members: src[i] decodes member `names[i]`."""
+    """Image source over archive members: src[i] decodes member `names[i]`;
+    src.read_with_note(i) also returns what the decoding did (None, or e.g.
+    "mode I;16: 16-bit -> 8-bit (x/257)"), which the feature Fetcher records."""
 
     def __init__(self, members, names: list[str], ids: list[str] | None = None, transform=None):
         self.members = members
@@ -361,8 +355,11 @@ class MemberImages:
         return len(self.names)
 
     def __getitem__(self, i: int) -> np.ndarray:
+        return self.read_with_note(i)[0]
+
+    def read_with_note(self, i: int) -> tuple[np.ndarray, str | None]:
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         name = self.names[i]
-        img = decode_image(self.members.read(name), f"{self.members.path}:{name}")
-        return self.transform(i % len(self), img) if self.transform else img
+        img, note = decode_bytes(self.members.read(name), f"{self.members.path}:{name}")
+        return (self.transform(i % len(self), img) if self.transform else img), note
