@@ -120,3 +120,54 @@ def test_cli_validate_params_reports_the_key(tmp_path):
     proc = run_cli("validate-params", "--params", str(bad), check=False)
     assert proc.returncode == 2
     assert "mining.k" in proc.stderr and "less than the minimum of 1" in proc.stderr
+
+
+def test_duplicate_keys_are_refused_at_any_depth(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("seed: 0\nmethods:\n  itq:\n    hasher: itq\n    n_iter: 5\n    n_iter: 50\n")
+    with pytest.raises(PseudosupError, match=r"p.yaml:6: duplicate key 'methods.itq.n_iter' \(first at line 5\)"):
+        P.load_yaml(bad)
+    bad.write_text("seed: 0\nthreads: 2\nseed: 1\n")
+    with pytest.raises(PseudosupError, match=r"p.yaml:3: duplicate key 'seed' \(first at line 1\)"):
+        P.load_yaml(bad)
+    # equal keys in different mappings, and YAML merge keys, are not duplicates
+    bad.write_text("a: &x {k: 1, j: 2}\nb:\n  <<: *x\n  k: 3\nc: [{k: 1}, {k: 2}]\n")
+    assert P.load_yaml(bad)["b"] == {"k": 3, "j": 2}
+
+
+def test_snakemake_refuses_a_duplicate_key_before_any_job(tmp_path):
+    project = copy_project(tmp_path)
+    text = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(text.replace("threads: 2", "threads: 2\nthreads: 1", 1))
+    proc = snakemake(project, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "duplicate key 'threads'" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("mutate, text", [
+    (lambda p: p["experiments"]["demo"].update(split="nope-q1"),
+     "experiments.demo.split: split 'nope-q1' is neither committed (data/splits/nope-q1.json) nor drawable"),
+    (lambda p: p["experiments"]["demo"].update(split="cifar10-test-q1k"),
+     "split 'cifar10-test-q1k' is a split of dataset 'cifar10-test-jpg', not of the experiment's dataset "
+     "'fashion-mnist'"),
+    (lambda p: p.update(splits={"fmnist-q1k-b": {"dataset": "fashion-mnist", "queries_per_class": 0}}),
+     "splits.fmnist-q1k-b.queries_per_class"),
+    (lambda p: p.update(splits={"fmnist-q1k": {"dataset": "folder-x", "queries_per_class": 5}}),
+     "splits.fmnist-q1k.dataset: 'folder-x', but the committed data/splits/fmnist-q1k.json is a split of "
+     "'fashion-mnist'"),
+])
+def test_experiment_splits_must_exist_and_match_the_dataset(mutate, text):
+    p = base()
+    mutate(p)
+    with pytest.raises(PseudosupError) as e:
+        P.validate(p, ROOT / "params.yaml")
+    assert text in str(e.value)
+
+
+def test_split_defined_in_params_is_accepted_with_defaults():
+    p = base()
+    p["splits"] = {"fm-q5": {"dataset": "fashion-mnist", "queries_per_class": 5}}
+    p["experiments"]["demo"]["split"] = "fm-q5"
+    v = P.validate(p, ROOT / "params.yaml")
+    assert v["splits"]["fm-q5"] == {"dataset": "fashion-mnist", "queries_per_class": 5, "protocol": "per-class",
+                                    "database_per_class": None, "train_per_class": None, "seed": 0}

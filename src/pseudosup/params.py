@@ -9,6 +9,7 @@ that stage under both runners, and nothing else.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 from .io import PseudosupError
 
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
+SPLITS_RELPATH = Path("data/splits")  # committed split files, in the project that holds the schema
 
 
 def schema_path_for(params_path: Path) -> Path:
@@ -40,7 +42,9 @@ def _load_schema(path: str) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader), path)
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise PseudosupError(f"{path}: params file not found") from None
     except yaml.YAMLError as e:
@@ -48,6 +52,26 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise PseudosupError(f"{path}: expected a mapping of keys at the top level")
     return data
+
+
+def check_unique_keys(node, source: Path, where: tuple[str, ...] = ()) -> None:
+    """YAML keeps the last of two equal keys without a word: a second `split:` in an
+    experiment would silently win. Refuse it, naming the key and both lines."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else None
+            line = key.start_mark.line + 1
+            if name is not None and key.tag != "tag:yaml.org,2002:merge":
+                if name in seen:
+                    dotted = ".".join((*where, name))
+                    raise PseudosupError(f"{source}:{line}: duplicate key '{dotted}' (first at line {seen[name]}); "
+                                         "YAML would keep only the last value: keep one of them")
+                seen[name] = line
+            check_unique_keys(value, source, (*where, name or "?"))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            check_unique_keys(item, source, (*where, str(i)))
 
 
 def _fill_defaults(node: Any, schema: dict, root: dict) -> None:
@@ -103,7 +127,7 @@ def validate(params: dict, source: Path, schema_file: Path | None = None) -> dic
         best = [jsonschema.exceptions.best_match([e]) for e in errors]
         raise PseudosupError("\n".join(_format_error(e, source) for e in best))
     _fill_defaults(params, schema, schema)
-    check_references(params, source)
+    check_references(params, source, schema_file.resolve().parents[2] / SPLITS_RELPATH)
     check_overrides(params, schema, source)
     return params
 
@@ -126,9 +150,12 @@ def check_overrides(params: dict, schema: dict, source: Path) -> None:
                                      f"'experiments.{name}.{'.'.join(where)}.{key}': {err.message}")
 
 
-def check_references(params: dict, source: Path) -> None:
-    """Cross-key checks a JSON schema cannot express: names must exist."""
+def check_references(params: dict, source: Path, splits_dir: Path | None = None) -> None:
+    """Cross-key checks a JSON schema cannot express: names must exist; an experiment's
+    split must be committed or drawable, and of the experiment's dataset."""
     problems = []
+    if splits_dir is not None:
+        problems += _split_problems(params, splits_dir)
     for name, exp in params.get("experiments", {}).items():
         for feat in exp.get("features", []):
             if feat not in params.get("features", {}):
@@ -153,6 +180,58 @@ def check_references(params: dict, source: Path) -> None:
             problems.append(f"targets: unknown experiment '{target}'")
     if problems:
         raise PseudosupError("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _split_problems(params: dict, splits_dir: Path) -> list[str]:
+    """Each experiment's split is a committed file, a params `splits:` entry or a named
+    protocol (drawn by `pseudosup make-split`), and belongs to the experiment's dataset."""
+    out = []
+    defined = params.get("splits", {})
+    for name, spec in defined.items():
+        committed = _committed_dataset(splits_dir / f"{name}.json")
+        if committed is not None and committed != spec["dataset"]:
+            out.append(f"splits.{name}.dataset: '{spec['dataset']}', but the committed "
+                       f"{SPLITS_RELPATH / name}.json is a split of '{committed}'")
+    for name, exp in params.get("experiments", {}).items():
+        split = exp.get("split")
+        if not split:
+            continue
+        dataset = _split_dataset(split, defined, splits_dir)
+        if dataset is None:
+            out.append(f"experiments.{name}.split: split '{split}' is neither committed "
+                       f"({SPLITS_RELPATH / split}.json) nor drawable (no params `splits.{split}`, no protocol "
+                       f"of that name); make it with "
+                       f"`pseudosup make-split --dataset {exp['dataset']} --protocol per-class --queries-per-class N "
+                       f"--name {split}`, or define `splits.{split}` (docs/datasets.md, \"Your own images\")")
+        elif dataset != exp["dataset"]:
+            out.append(f"experiments.{name}.split: split '{split}' is a split of dataset '{dataset}', not of the "
+                       f"experiment's dataset '{exp['dataset']}'")
+    return out
+
+
+def _split_dataset(split: str, defined: dict, splits_dir: Path) -> str | None:
+    """The dataset of split `split` (committed file first), None when nothing makes it."""
+    committed = _committed_dataset(splits_dir / f"{split}.json")
+    if committed is not None:
+        return committed
+    if split in defined:
+        return defined[split]["dataset"]
+    # Imported by name, not by an import statement: workflow.code_files follows import
+    # statements, and every stage loads params, so a static import would make the protocol
+    # table (and every dataset module) code of every stage. It only decides whether params
+    # are valid, never what a stage writes.
+    protocols = importlib.import_module("pseudosup.data.splits").PROTOCOL_INFO
+    return protocols.get(split, {}).get("dataset")
+
+
+def _committed_dataset(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text())["dataset"])
+    except (ValueError, KeyError, TypeError):
+        raise PseudosupError(f"{path}: malformed split file (no 'dataset'); restore it (git checkout) "
+                             "or redraw it with `pseudosup make-split`") from None
 
 
 def _cross_problems(name: str, exp: dict, features: dict) -> list[str]:

@@ -3,7 +3,10 @@
 The raw directory holds the images as one uncompressed tar (or zip) read member by
 member, never thousands of loose files. Item order = member paths sorted; the class
 of an item is its first folder below `root`; labels are the positions of the class
-names in `classes` (sorted names unless the dataset fixes them).
+names in `classes` (sorted names unless the dataset fixes them). Without a `root`, a
+single top folder that holds only folders (`train/<class>/<file>.jpg`, as most
+archives are packed) is unwrapped, repeatedly: the classes are the folders below it.
+Item ids are the member paths as stored (`train/cat/1.jpg`).
 
 Your own images: name a dataset `folder-<anything>` and give its source in params:
 
@@ -14,7 +17,9 @@ Your own images: name a dataset `folder-<anything>` and give its source in param
 
 `pseudosup download --dataset folder-mine` packs the images into
 data/raw/folder-mine/images.tar (deterministic bytes) plus items.json (ids, labels,
-classes); everything downstream reads only that.
+classes); everything downstream reads only that. Relevance is "same class", so fewer
+than two classes is an error there (a single class would make every image relevant
+to every query). Step by step: docs/datasets.md, "Your own images".
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from .loaders.archive import (IMAGE_EXTENSIONS, MemberImages, check_member_name,
 from .registry import Dataset
 
 ITEMS = "items.json"
+MIN_CLASSES = 2
 
 
 @dataclass
@@ -64,7 +70,8 @@ class ImageFolder(Dataset):
         names = [n for n in members.names if n.startswith(self.root) and n.lower().endswith(IMAGE_EXTENSIONS)]
         if not names:
             raise PseudosupError(f"{raw / self.archive}: no images under '{self.root or '/'}'")
-        cls = [n[len(self.root):].split("/") for n in names]
+        root = self.root or top_folder(names)
+        cls = [n[len(root):].split("/") for n in names]
         flat = [n for n, parts in zip(names, cls) if len(parts) < 2]
         if flat:
             raise PseudosupError(f"{raw / self.archive}: '{flat[0]}' is not inside a class folder; put images "
@@ -79,6 +86,10 @@ class ImageFolder(Dataset):
 
     def num_items(self, raw: Path) -> int:
         return len(self._items(raw)[0])
+
+    def item_ids(self, raw: Path) -> list[str]:
+        """The member paths, in item order (what image_source(raw).ids gives)."""
+        return list(self._items(raw)[0])
 
     def labels(self, raw: Path) -> np.ndarray:
         return self._items(raw)[1].copy()
@@ -134,7 +145,29 @@ class UserFolder(ImageFolder):
         if listing:
             write_items(tmp / ITEMS, *_read_list(Path(listing), names))
         items = ImageFolder(self.name, "images", "", "", "", archive=self.archive)._items(tmp)
+        check_classes(items[2], f"datasets.{self.name}.images: {src}")
         return {"images": {"source": str(src), "list": listing, "items": len(items[0]), "classes": list(items[2])}}
+
+
+def top_folder(names: list[str]) -> str:
+    """The prefix to unwrap: while every image sits at least two folders below one
+    single top folder (`train/<class>/x.jpg`), that folder is a wrapper, not a class."""
+    prefix = ""
+    while True:
+        rest = [n[len(prefix):] for n in names]
+        tops = {r.split("/", 1)[0] for r in rest}
+        if len(tops) != 1 or any(r.count("/") < 2 for r in rest):
+            return prefix
+        prefix += tops.pop() + "/"
+
+
+def check_classes(classes, where: str) -> None:
+    """Relevance is "same class": with one class every image is relevant to every query."""
+    if len(classes) < MIN_CLASSES:
+        found = ", ".join(f"'{c}'" for c in classes)
+        raise PseudosupError(f"{where}: {len(classes)} class ({found}); relevance is the class, so at least "
+                             f"{MIN_CLASSES} are needed: put the images in <class>/<file>.jpg folders (or give "
+                             "a list file with their labels)")
 
 
 def _list_names(src: Path, listing) -> list[str]:

@@ -17,12 +17,19 @@ records each file's sha256 (the `sha256sum -c` format); loading a split verifies
 it, so results always say exactly which split they used. Files are made by
 `pseudosup make-split` from a protocol defined here; protocols that need the data
 (labels, file lists) are drawn on the first machine that has it, and committed.
+
+Named protocols belong to one dataset. The generic `per-class` protocol draws a split
+of any dataset with class labels (e.g. your own `folder-<name>` images) from counts:
+queries per class, database (the rest, or a number per class), training set (per
+class, drawn from the database) and a seed; the counts come from `make-split` options
+or from a params `splits:` entry, and are recorded in the file's `extra`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,6 +39,9 @@ import numpy as np
 from ..io import PseudosupError, atomic_path
 
 SUMS_NAME = "SHA256SUMS"
+MANIFEST = "MANIFEST.json"  # written by the download stage; names the dataset
+PER_CLASS = "per-class"
+SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass
@@ -198,24 +208,47 @@ def make_split(name: str, labels: np.ndarray, seed: int) -> Split:
     return PROTOCOLS[name](labels, seed)
 
 
-def draw_split(name: str, raw: str | Path | None, seed: int) -> Split:
+def draw_split(name: str, raw: str | Path | None, seed: int, dataset: str | None = None) -> Split:
     """Draw protocol `name` from the dataset's raw directory (not needed for layout
-    protocols), and check every index against the dataset."""
+    protocols), and check every index against the dataset. `dataset`, when given, must
+    be the protocol's (a protocol drawn from another dataset's data is meaningless)."""
     from . import registry
 
     if name not in PROTOCOLS:
-        raise PseudosupError(f"unknown protocol '{name}'; defined: {sorted(PROTOCOLS)}")
+        raise PseudosupError(f"unknown protocol '{name}'; defined: {sorted(PROTOCOLS)} "
+                             f"(or '{PER_CLASS}' for any dataset with classes)")
     info = PROTOCOL_INFO[name]
+    check_protocol_dataset(name, dataset)
     ds = registry.get(info["dataset"])
     if info["needs"] == "layout":
         return PROTOCOLS[name](ds, seed)
     if raw is None or not Path(raw).is_dir():
         raise PseudosupError(f"protocol '{name}' is drawn from the data of '{ds.name}': pass its raw directory "
                              f"(e.g. --raw data/raw/{ds.name}, made by `pseudosup download`); got {raw}")
+    check_protocol_dataset(name, raw_dataset(raw), f" ({Path(raw) / MANIFEST} says so)")
     source = ds.labels(raw) if info["needs"] == "labels" else (ds, Path(raw))
     split = PROTOCOLS[name](source, seed)
     check_split(split, ds.num_items(raw))
     return split
+
+
+def check_protocol_dataset(name: str, dataset: str | None, why: str = "") -> None:
+    """A named protocol draws a split of its own dataset only."""
+    own = PROTOCOL_INFO[name]["dataset"]
+    if dataset is not None and dataset != own:
+        raise PseudosupError(f"protocol '{name}' draws a split of dataset '{own}', not of '{dataset}'{why}; "
+                             f"for '{dataset}' use `pseudosup make-split --protocol {PER_CLASS} --dataset "
+                             f"{dataset} --queries-per-class N --name <split>` (or one of its own protocols: "
+                             "`pseudosup make-split --list`)")
+
+
+def raw_dataset(raw: str | Path) -> str | None:
+    """The dataset a raw directory holds, from its MANIFEST.json (None when unknown)."""
+    manifest = Path(raw) / MANIFEST
+    try:
+        return json.loads(manifest.read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def check_split(split: Split, num_items: int) -> None:
@@ -444,3 +477,94 @@ def _mosaic_q500(source, seed: int) -> Split:
     parts = ds.parts(raw)
     return Split("cifar10-mosaic2x2-q500", *_info("cifar10-mosaic2x2-q500"), "multilabel", seed,
                  _ranges(queries=parts["queries"], database=parts["database"], train=parts["database"]))
+
+
+# --- the generic protocol: counts per class, any dataset with classes ---------------------
+
+def check_split_name(name: str) -> None:
+    if not SPLIT_NAME.fullmatch(name or "") or name.endswith(".json"):
+        raise PseudosupError(f"split name {name!r}: use letters, digits, '-', '_' and '.' (it names "
+                             f"data/splits/<name>.json)")
+    if name in PROTOCOLS:
+        raise PseudosupError(f"split name '{name}' is the named protocol of dataset "
+                             f"'{PROTOCOL_INFO[name]['dataset']}'; choose another name")
+
+
+def per_class_summary(dataset: str, queries: int, database: int | None, train: int | None) -> str:
+    db = "all the other items" if database is None else f"{database} of the other items per class"
+    tr = "the whole database" if train is None else f"{train} database items per class"
+    return (f"{dataset}, generic per-class protocol: {queries} queries per class; database = {db}; "
+            f"training set = {tr}; relevance = same class")
+
+
+def draw_per_class(name: str, dataset: str, raw: str | Path, seed: int, queries_per_class: int,
+                   database_per_class: int | None = None, train_per_class: int | None = None) -> Split:
+    """Draw split `name` of `dataset` (class labels) with the generic per-class protocol:
+    queries first, then the database from the rest, then the training set from the
+    database, each with `rng` seeded once, so the same data and counts give the same file."""
+    from . import registry
+
+    check_split_name(name)
+    ds = registry.get(dataset)
+    if ds.relevance != "class":
+        raise PseudosupError(f"protocol '{PER_CLASS}' needs a dataset with one class per item; '{dataset}' has "
+                             f"relevance '{ds.relevance}': use one of its protocols (`pseudosup make-split --list`)")
+    if not Path(raw).is_dir():
+        raise PseudosupError(f"{raw}: raw directory of '{dataset}' not found; make it first with "
+                             f"`snakemake --cores 2 data/raw/{dataset}` (or pass --raw)")
+    held = raw_dataset(raw)
+    if held is not None and held != dataset:
+        raise PseudosupError(f"{raw}: holds dataset '{held}' ({Path(raw) / MANIFEST}), not '{dataset}'")
+    labels = ds.labels(raw)
+    classes = _classes(ds, raw, labels)
+    rng = np.random.default_rng(seed)
+    everything = np.arange(len(labels))
+    queries = _per_class(labels, everything, queries_per_class, rng, classes, "queries")
+    rest = np.setdiff1d(everything, queries)
+    database = rest if database_per_class is None else _per_class(labels, rest, database_per_class, rng, classes,
+                                                                  "database items")
+    train = database if train_per_class is None else _per_class(labels, database, train_per_class, rng, classes,
+                                                                "training items (drawn from the database)")
+    extra = {"protocol": PER_CLASS, "queries_per_class": queries_per_class,
+             "database_per_class": database_per_class, "train_per_class": train_per_class,
+             "classes": [n for _, n in classes]}
+    split = Split(name, dataset, per_class_summary(dataset, queries_per_class, database_per_class, train_per_class),
+                  "class", seed, {"queries": queries, "database": database, "train": train}, extra)
+    check_split(split, len(labels))
+    return split
+
+
+def draw_defined(name: str, spec: dict, raw: str | Path | None = None) -> Split:
+    """Draw the split a params `splits.<name>` entry defines (schema: $defs.split)."""
+    raw = raw or Path("data/raw") / spec["dataset"]
+    return draw_per_class(name, spec["dataset"], raw, spec.get("seed", 0), spec["queries_per_class"],
+                          spec.get("database_per_class"), spec.get("train_per_class"))
+
+
+def _classes(ds, raw, labels: np.ndarray) -> list[tuple[int, str]]:
+    """(label value, class name) of every class present. Folder datasets label by the
+    position in class_names, except list files with integer labels (names = the values)."""
+    from .imagefolder import check_classes
+
+    values = np.unique(labels).tolist()
+    names = [str(c) for c in ds.class_names(raw)] if hasattr(ds, "class_names") else []
+    if names != [str(v) for v in values] and values != list(range(len(names))):
+        names = [str(v) for v in values]
+    check_classes(names, f"dataset '{ds.name}' ({raw})")
+    return list(zip(values, names))
+
+
+def _per_class(labels: np.ndarray, pool: np.ndarray, per_class: int, rng: np.random.Generator,
+               classes: list[tuple[int, str]], what: str) -> np.ndarray:
+    """`per_class` items of every class from `pool`, sorted; a class with too few items
+    left is named (all classes are drawn: none may silently drop out)."""
+    if per_class < 1:
+        raise PseudosupError(f"{what} per class: {per_class}; give at least 1")
+    chosen = []
+    for c, cname in classes:
+        members = pool[labels[pool] == c]
+        if len(members) < per_class:
+            raise PseudosupError(f"class '{cname}' has {len(members)} items left for the {what}, fewer than "
+                                 f"{per_class} per class: lower the count")
+        chosen.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))

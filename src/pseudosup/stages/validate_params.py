@@ -1,5 +1,11 @@
 """Validate params.yaml against workflow/schemas/params.schema.yaml and the
-cross-references between its sections; print the effective values (defaults filled)."""
+cross-references between its sections; print the effective values (defaults filled).
+
+The checks are those of every params load (pseudosup.params.load), so every stage and
+Snakemake refuse the same files: no key twice in a mapping (YAML would keep the last
+silently); names that exist; each experiment's split committed in data/splits/ or
+drawable by `pseudosup make-split` (a named protocol or a `splits:` entry), and a
+split of the experiment's own dataset."""
 
 from __future__ import annotations
 
