@@ -133,13 +133,25 @@ def standin_features(project, n_items_instances):
     counts.sum_duplicates()
     df = np.bincount(counts.indices, minlength=V)
     idf = np.where(df > 0, np.log(n / np.maximum(df, 1)), 0).astype(np.float32)
+    from pseudosup.io import file_sha256
+
     out = project / "data" / "features" / "copydays-style-synth"
     out.mkdir(parents=True, exist_ok=True)
-    save_bow(out / "bench-sift.bow.npz", counts, idf, {"feature": "bench-sift"})
-    save_array(out / "bench-sift.npy", np.zeros((n, 2), np.float32), {"feature": "bench-sift"})
+    save_bow(out / "bench-sift.bow.npz", counts, idf, {"dataset": BENCH, "feature": "bench-sift"})
+    save_array(out / "bench-sift.npy", np.zeros((n, 2), np.float32),
+               {**standin_meta("bench-sift", n, 2), "bow_sha256": file_sha256(out / "bench-sift.bow.npz")})
     centres = rng.standard_normal((inst.max() + 1, 16))
     X = centres[inst] + 0.8 * rng.standard_normal((n, 16))
-    save_array(out / "bench-cnn.npy", X.astype(np.float32), {"feature": "bench-cnn"})
+    save_array(out / "bench-cnn.npy", X.astype(np.float32), standin_meta("bench-cnn", n, 16))
+
+
+BENCH = "copydays-style-synth"
+
+
+def standin_meta(feature, n, dim):
+    """The sidecar entries the stages check (as the features stage writes them)."""
+    return {"dataset": BENCH, "feature": feature, "n": n, "dim": dim,
+            "items": {"dataset": BENCH, "count": n, "range": [0, n]}}
 
 
 @pytest.mark.shared_data
@@ -204,7 +216,7 @@ def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
     feats = project / "data/features/copydays-style-synth"
     from pseudosup.io import save_array
 
-    save_array(feats / "short.npy", np.zeros((n - 1, 16), np.float32), {"feature": "short"})
+    save_array(feats / "short.npy", np.zeros((n - 1, 16), np.float32), standin_meta("short", n - 1, 16))
     out = project / "models/x/embedded.npy"
     proc = run_cli("cie", "--params", "params.yaml", "--keys", "cie", "mining", "seed",
                    "--bow", str(feats / "bench-sift.bow.npz"), "--cnn", str(feats / "short.npy"),
@@ -213,7 +225,7 @@ def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
     # pairs pointing outside the dataset: refused before the network is loaded
     from pseudosup.io import save_npz
 
-    save_npz(project / "bad.npz", {}, pairs=np.array([[0, 1]]), item_ids=np.array([[0, n + 5]]))
+    save_npz(project / "bad.npz", {"dataset": BENCH}, pairs=np.array([[0, 1]]), item_ids=np.array([[0, n + 5]]))
     proc = run_cli("finetune", "--params", "params.yaml", "--keys", "finetune", "features.bench-cnn", "seed",
                    "--feature", "bench-cnn", "--pairs", "bad.npz", "--dataset", "copydays-style-synth",
                    "--raw", str(raw), "--protocol", "variants", "--checkpoint", "ck.pt", "--features-out", "f.npy",

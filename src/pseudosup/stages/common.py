@@ -44,3 +44,9 @@ def evaluation_settings(params) -> dict:
         if key.startswith("experiments.") and key.endswith(".evaluation"):
             cfg.update(params.get_key(key) or {})
     return cfg
+
+
+def weights_file(cfg: dict) -> Path | None:
+    """The local weights file a `cnn` feature reads (an input to record), else None."""
+    w = cfg.get("weights") if cfg.get("extractor") == "cnn" else None
+    return Path(w) if w and w not in ("torchvision", "random") and Path(w).is_file() else None

@@ -8,6 +8,14 @@ pairs, which tie). Tie rule, for Hamming and real-valued rankings alike: params
 `evaluation.tie_rule` (see pseudosup.evaluation.ranking, which states each metric's
 protocol and tie rule).
 
+Before any scoring, the inputs are checked (pseudosup.provenance): the features against
+their sidecar (sha256, shape) and the dataset given, one row per item of the dataset
+(its labels), the split of the same dataset with indices in range, finite query and
+database rows, the model trained on these very features and this split file, the bag
+of words against the sha256 its feature's sidecar recorded. The run file records the
+dataset, the split (name and sha256), the tie rule, the feature, the sha256 of every
+input and the machine.
+
 Relevance, from the split file:
 - class: same label. Metrics: mAP over the whole database, mAP@K (`evaluation.map_at`,
   when set), precision@K (`evaluation.precision_at`), precision/recall within Hamming
@@ -51,6 +59,7 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     import numpy as np
 
+    from .. import provenance as P
     from ..data.splits import load_split
     from ..io import PseudosupError, load_array, write_json
     from ..log import log
@@ -64,41 +73,55 @@ def run(args) -> None:
     if args.bow and not args.euclidean:
         raise PseudosupError("--bow is scored only with --euclidean (real-valued rankings of the features)")
     X, fmeta = load_array(args.features)
+    for path in args.bow:
+        P.check_bow(path)
+    P.check_features(args.features, fmeta, args.dataset)
+    P.check_split(split, args.split, fmeta, args.features)
     q, db = split.part("queries"), split.part("database")
-    rel = relevance_of(split, args, X, q, db, cfg)
-    out = {"split": split.name, "relevance": split.relevance, "feature": fmeta.get("feature"),
-           "tie_rule": cfg["tie_rule"], "queries": int(len(q)), "database": int(len(db))}
+    P.check_finite(X, q, args.features, f"a query of {split.name}")
+    P.check_finite(X, db, args.features, f"a database item of {split.name}")
+    if not args.euclidean:
+        from .train import load_model, model_inputs
+        model, meta = load_model(args.model)
+        P.check_model(args.model, meta, args.features, fmeta, split, args.split)
+    rel = relevance_of(split, args, X, q, db, cfg, fmeta)
+    out = {"dataset": fmeta["dataset"], **P.split_record(split, args.split), "relevance": split.relevance,
+           "feature": fmeta["feature"], "tie_rule": cfg["tie_rule"], "queries": int(len(q)),
+           "database": int(len(db))}
     if args.euclidean:
         out.update(method="euclidean", bits=None)
         out.update(_euclidean_metrics(np.asarray(X[q]), np.asarray(X[db]), rel, split, cfg))
         for path in args.bow:
             out["cosine_bow"] = _cosine_bow_metrics(path, len(X), q, db, rel, split, cfg)
     else:
-        from .train import load_model, model_inputs
-        model, meta = load_model(args.model)
         Xq, Xdb = model_inputs(model, meta, args, X, q, db)
         qc, dbc = model.encode(Xq), model.encode(Xdb)
         out.update(method=meta["method"], bits=meta["bits"])
         out.update(_hamming_metrics(qc, dbc, model.bits, rel, split, cfg, args.threads))
+    out.update(P.stamp(args.features, args.split, args.model, *args.bow, args.raw))
     write_json(args.out, out)
     log.info("%s %s: mAP %.4f%s", out["feature"], out["method"], out["map"],
              f", NDCG@{cfg['ndcg_at']} {out['ndcg']:.4f}" if "ndcg" in out else "")
 
 
-def relevance_of(split, args, X, q, db, cfg):
-    """The relevance object of the split (see the module docstring)."""
+def relevance_of(split, args, X, q, db, cfg, fmeta=None):
+    """The relevance object of the split (see the module docstring); with `fmeta`, the
+    features are checked to have one row per item of the dataset's labels."""
     import numpy as np
 
     from ..data import registry
     from ..evaluation import ranking as R
     from ..io import PseudosupError
+    from ..provenance import check_item_count
 
     ds = registry.get(args.dataset)
+    if split.relevance in ("class", "multilabel"):
+        labels = np.asarray(ds.labels(args.raw))
+        if fmeta is not None:
+            check_item_count(args.features, fmeta, len(labels), f"labels in {args.raw}")
     if split.relevance == "class":
-        labels = ds.labels(args.raw)
         return R.ClassRelevance(labels[q], labels[db])
     if split.relevance == "multilabel":
-        labels = np.asarray(ds.labels(args.raw))
         if labels.ndim != 2:
             raise PseudosupError(f"{args.split}: relevance 'multilabel' needs multi-hot labels (n, L); dataset "
                                  f"'{args.dataset}' gives shape {labels.shape}")

@@ -15,15 +15,17 @@ Each with mAP (trapezoid AP for instance protocols, ties by database index as th
 reference code; non-interpolated for class level, equal scores ordered by params
 `evaluation.tie_rule` - the SIFT bag of words gives many pairs a similarity of exactly 0;
 UKBench adds the N-S score) and the index size in bytes per image (float32
-dense vectors: 4 d; inverted index: 8 bytes per posting). Writes the run (.json)
-and a Markdown table (--table).
+dense vectors: 4 d; inverted index: 8 bytes per posting). Writes the run (.json, with
+the dataset, the protocol or split, the inputs' sha256 and the machine) and a Markdown
+table (--table). Every input is checked first: verified against its sidecar, all of
+one dataset (--dataset), the CIE index of the same items as the task's database.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .cie import add_task_args, build_task
+from .cie import add_task_args, build_task, task_record
 from .common import add_params_args, evaluation_settings, params_of
 
 HELP = "compare SIFT, CNN, late fusion, CIE and fine-tuned CNN retrieval on a protocol"
@@ -72,33 +74,46 @@ def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0) -> dict:
 
 
 def run(args) -> None:
+    import numpy as np
+
+    from .. import provenance as P
     from ..io import PseudosupError, atomic_path, write_json
     from ..log import log
     from ..mining.features_io import load_dense, load_sparse
 
     params = params_of(args)
     cfg, tie_rule = params.get_key("retrieval"), evaluation_settings(params)["tie_rule"]
+    P.check_bow(args.bow)
     G, gmeta = load_sparse(args.bow)
     X, xmeta = load_dense(args.cnn)
+    dataset = P.check_same_dataset({args.bow: gmeta, args.cnn: xmeta}, args.dataset)
+    P.check_features(args.cnn, xmeta, dataset)
     if G.shape[0] != X.shape[0]:
         raise PseudosupError(f"{args.bow} has {G.shape[0]} rows and {args.cnn} {X.shape[0]}: not the same items")
-    db, task = build_task(args, X.shape[0])
+    db, task = build_task(args, X.shape[0], dataset)
     if task is None:
         raise PseudosupError("a protocol is needed: give --dataset and --raw (and --split or --protocol)")
     tasks = [task] + [_other_task(args, p, X.shape[0], db) for p in args.also_protocol]
     for t in tasks:  # class level: equal scores (the BoW's many zero similarities) by the tie rule
         t.tie_rule = tie_rule if t.kind == "class" else "index"
-    E = _load_rows(args.cie, len(db), "database rows (the CIE stage's --split must match)") if args.cie else None
-    F = _load_rows(args.finetuned, X.shape[0], "rows, one per item") if args.finetuned else None
+    E = _load_rows(args.cie, len(db), "database rows (the CIE stage's --split must match)", dataset,
+                   _indices_sha(db)) if args.cie else None
+    F = _load_rows(args.finetuned, X.shape[0], "rows, one per item", dataset) if args.finetuned else None
+    P.check_finite(X, np.union1d(task.queries, db), args.cnn, "a query or database item")
+    if F is not None:
+        P.check_finite(F, np.union1d(task.queries, db), args.finetuned, "a query or database item")
+    if E is not None:
+        P.check_finite(E, np.arange(len(E)), args.cie, "an indexed item")
     runs = [_score(t, G, X, E, F, cfg["fusion_weight"]) for t in tasks]
-    inputs = {"bow": str(args.bow), "cnn": str(args.cnn), "cie": str(args.cie) if args.cie else None,
-              "finetuned": str(args.finetuned) if args.finetuned else None,
-              "sift_feature": gmeta.get("feature"), "cnn_feature": xmeta.get("feature")}
+    files = {"bow": str(args.bow), "cnn": str(args.cnn), "cie": str(args.cie) if args.cie else None,
+             "finetuned": str(args.finetuned) if args.finetuned else None,
+             "sift_feature": gmeta.get("feature"), "cnn_feature": xmeta.get("feature")}
     for r, t in zip(runs, tasks):
         # with several protocols each column pair is named by its protocol
         r.update(name=f"{args.name} {t.name.split('/')[-1]}" if len(runs) > 1 else args.name,
-                 fusion_weight=cfg["fusion_weight"], tie_rule=t.tie_rule, inputs=inputs)
-    write_json(args.out, {**runs[0], "also": runs[1:]})
+                 fusion_weight=cfg["fusion_weight"], tie_rule=t.tie_rule, files=files)
+    write_json(args.out, {"dataset": dataset, **task_record(args), **runs[0], "also": runs[1:],
+                          **P.stamp(args.bow, args.cnn, args.cie, args.finetuned, args.split, args.raw)})
     if args.metrics:
         results = {"retrieval": {m: {"map": r["map"]} for m, r in runs[0]["results"].items()}}
         for p, r in zip(args.also_protocol, runs[1:]):
@@ -140,14 +155,29 @@ def _score(task, G, X, E, F, fusion_weight: float) -> dict:
             "database": int(len(task.database)), "results": results}
 
 
-def _load_rows(path, n: int, what: str):
+def _load_rows(path, n: int, what: str, dataset: str, indices_sha256: str | None = None):
+    """A dense input of `n` rows of `dataset` (verified against its sidecar); with
+    `indices_sha256`, rows of exactly those items (the CIE index of the database)."""
+    from .. import provenance as P
     from ..io import PseudosupError
     from ..mining.features_io import load_dense
 
-    M, _ = load_dense(path)
+    M, meta = load_dense(path)
+    P.check_same_dataset({path: meta}, dataset)
     if M.shape[0] != n:
         raise PseudosupError(f"{path}: {M.shape[0]} rows, expected {n} {what}")
+    P.check_features(path, meta, dataset)
+    got = meta["items"].get("indices_sha256")
+    if indices_sha256 is not None and got != indices_sha256:
+        raise PseudosupError(f"{path}: rows of other items than the task's database ({what}); rerun "
+                             f"`snakemake -R {path}`")
     return M
+
+
+def _indices_sha(db) -> str:
+    from ..provenance import ids_sha256
+
+    return ids_sha256(db.tolist())
 
 
 LABELS = {"sift": "SIFT-only (BoW inverted index)", "cnn": "CNN-only (pretrained)",

@@ -9,15 +9,16 @@ neighbours in its own pretrained space, plus the drift term lambda |f(I) - f0(I)
 layers. Outputs: a self-describing checkpoint, the fine-tuned descriptors of every
 item (.npy + sidecar, same layout as the features stage) and the history (.json:
 loss terms per epoch and, with the --task options, mAP per epoch; epoch 0 = the
-pretrained network).
+pretrained network); all three record the inputs' sha256 and the machine. The pairs
+must be of --dataset and index its items; the split too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .cie import add_task_args, build_task
-from .common import add_params_args, add_threads_arg, params_of, set_threads
+from .cie import add_task_args, build_task, task_record
+from .common import add_params_args, add_threads_arg, params_of, set_threads, weights_file
 
 HELP = "fine-tune a CNN on mined pairs (complementary supervision) and re-extract its features"
 
@@ -38,6 +39,7 @@ def run(args) -> None:
     import torch
 
     from .. import code_version
+    from .. import provenance as P
     from ..data import instance_bench, registry  # noqa: F401 (registers copydays-style-synth)
     from ..features import cnn
     from ..io import PseudosupError, load_npz, save_array, write_json
@@ -61,10 +63,11 @@ def run(args) -> None:
     ds = registry.get(args.dataset) if args.dataset else None
     if ds is None or args.raw is None:
         raise PseudosupError("fine-tuning reads the images: give --dataset and --raw")
+    P.check_same_dataset({args.pairs: pmeta}, args.dataset)
     source = ds.image_source(args.raw)
     n = len(source)
     pairs = FT.check_pairs(parr["item_ids"], n)  # before the expensive work
-    db, task = build_task(args, n)
+    db, task = build_task(args, n, args.dataset)
     if not np.isin(pairs, db).all():
         raise PseudosupError(f"{args.pairs}: pairs reference items outside the indexed database "
                              f"({len(db)} items); mine them on the same split")
@@ -82,12 +85,15 @@ def run(args) -> None:
             "base_feature": args.feature, "params": fcfg, "finetune": FT.settings_meta(s),
             "pairs": {"file": str(args.pairs), "count": int(len(pairs)), "mode": pmeta.get("mode"),
                       "source": pmeta.get("source")},
-            "n": int(n), "dim": int(F.shape[1]), "skipped": report["skipped"], "code_version": code_version()}
+            "n": int(n), "dim": int(F.shape[1]), "items": P.items_record(args.dataset, n, source.ids),
+            **task_record(args), "skipped": report["skipped"], "code_version": code_version()}
+    stamp = P.stamp(args.pairs, args.split, args.raw, weights_file(fcfg))
+    settings = {k: v for k, v in meta.items() if k not in ("skipped", "items")}
     FT.save_checkpoint(args.checkpoint, bb.trunk, {"backbone": fcfg["backbone"], "weights_source": bb.source,
-                                                   **{k: v for k, v in meta.items() if k != "skipped"},
-                                                   "history": history})
-    write_json(args.history, {"settings": {k: v for k, v in meta.items() if k != "skipped"}, "history": history})
-    save_array(args.features_out, F, {**meta, "checkpoint": str(args.checkpoint)})
+                                                   **settings, "history": history, **stamp,
+                                                   "state_sha256": P.state_sha256(bb.trunk.state_dict())})
+    write_json(args.history, {"settings": settings, "history": history, **stamp})
+    save_array(args.features_out, F, {**meta, "checkpoint": str(args.checkpoint), **stamp})
     if task is not None:
         log.info("mAP %.4f pretrained -> %.4f fine-tuned", history[0]["map"], history[-1]["map"])
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_params_args, add_threads_arg, params_of, set_threads
+from .common import add_params_args, add_threads_arg, params_of, set_threads, weights_file
 
 HELP = "fit a feature extractor's vocabulary / whitening on a separate sample of images"
 
@@ -39,6 +39,7 @@ def run(args) -> None:
     import torch
 
     from .. import code_version
+    from .. import provenance as P
     from ..data import registry
     from ..features import extractors
     from ..io import PseudosupError, save_npz
@@ -57,8 +58,9 @@ def run(args) -> None:
     indices = extractors.sample_indices(len(source), pool, sc["sample_images"], seed)
     log.info("fitting %s on %d images of %s", args.feature, len(indices), trained_on)
     meta, arrays = extractors.fit(cfg, source, indices, args.threads, seed)
+    split_file = args.split if sc.get("split") else None
     meta.update(dataset=args.dataset, feature=args.feature, params=cfg, seed=seed, trained_on=trained_on,
-                code_version=code_version())
+                code_version=code_version(), **P.stamp(args.raw, split_file, weights_file(cfg)))
     if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
         raise PseudosupError(f"{args.feature}: fitting produced NaN/inf; refusing to write {args.out}")
     save_npz(args.out, meta, **arrays)
@@ -80,4 +82,7 @@ def _pool(args, sc: dict, n: int):
         raise PseudosupError(f"{args.split}: split '{split.name}', but the params name '{sc['split']}'")
     if split.dataset != args.dataset:
         raise PseudosupError(f"{args.split}: split of dataset '{split.dataset}', not '{args.dataset}'")
+    from ..provenance import check_split_items
+
+    check_split_items(split, args.split, n, f"dataset '{args.dataset}' has {n} items here")
     return split.part(sc["part"]), f"{split.name}/{sc['part']}"

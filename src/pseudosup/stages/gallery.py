@@ -24,6 +24,7 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     import numpy as np
 
+    from .. import provenance as P
     from ..data import registry
     from ..data.splits import load_split
     from ..io import load_array
@@ -33,12 +34,17 @@ def run(args) -> None:
 
     cfg = params_of(args).get_key(f"experiments.{args.experiment}.gallery")
     split = load_split(args.split)
+    X, fmeta = load_array(args.features)
+    P.check_features(args.features, fmeta, args.dataset)
+    P.check_split(split, args.split, fmeta, args.features)
+    model, meta = load_model(args.model)
+    P.check_model(args.model, meta, args.features, fmeta, split, args.split)
     ds = registry.get(args.dataset)
     images, labels = ds.images(args.raw), ds.labels(args.raw)
-    X, _ = load_array(args.features)
-    model, meta = load_model(args.model)
+    P.check_item_count(args.features, fmeta, len(labels), f"labels in {args.raw}")
     q = split.part("queries")[: cfg["queries"]]
     db = split.part("database")
+    P.check_finite(X, np.concatenate([q, db]), args.features, f"a query or database item of {split.name}")
     dist = hamming(to_words(model.encode(np.asarray(X[q]))), to_words(model.encode(np.asarray(X[db]))))
     top = np.argsort(dist, axis=1, kind="stable")[:, : cfg["top"]]
     rows = [(images[qi], [(images[db[j]], labels[db[j]] == labels[qi], int(dist[i, j])) for j in top[i]])

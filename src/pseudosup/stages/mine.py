@@ -8,6 +8,9 @@ The kNN graph is exact up to `mining.exact_max` items and approximate (faiss IVF
 HNSW) above, with the approximate graph's recall@k against exact search measured on
 `mining.recall_sample` sampled items and written to the statistics (see
 pseudosup.mining.knn). Without those keys in params, the defaults apply.
+
+The features and the split are checked first (pseudosup.provenance); the pairs and the
+statistics record the dataset, the split (name, sha256), the inputs' sha256 and the machine.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def run(args) -> None:
     import numpy as np
 
     from .. import code_version
+    from .. import provenance as P
     from ..data import registry
     from ..data.splits import load_split
     from ..io import load_array, save_npz, write_json
@@ -47,13 +51,19 @@ def run(args) -> None:
     seed = params["seed"] if "seed" in params else 0
     split = load_split(args.split)
     X, fmeta = load_array(args.features)
+    P.check_features(args.features, fmeta, args.dataset)
+    P.check_split(split, args.split, fmeta, args.features)
     db = split.part("database")
+    P.check_finite(X, db, args.features, f"a database item of {split.name}")
+    all_labels = registry.get(args.dataset).labels(args.raw)
+    P.check_item_count(args.features, fmeta, len(all_labels), f"labels in {args.raw}")
     graph = build_knn(X[db], cfg["k"], cfg["metric"], KnnSettings.from_params(cfg, seed), args.threads)
     pairs = reciprocal_pairs(graph.indices)
-    labels = registry.get(args.dataset).labels(args.raw)[db]
+    labels = all_labels[db]
     knn = {k: v for k, v in graph.info.items() if k != "settings"}
-    stats = {"split": split.name, "feature": fmeta.get("feature"), "k": cfg["k"], "metric": cfg["metric"],
-             **pair_stats(pairs, len(db), labels), "knn": knn}
+    stats = {"dataset": fmeta["dataset"], **P.split_record(split, args.split), "feature": fmeta["feature"],
+             "k": cfg["k"], "metric": cfg["metric"], **pair_stats(pairs, len(db), labels), "knn": knn,
+             **P.stamp(args.features, args.split, args.raw)}
     meta = {**stats, "code_version": code_version()}
     save_npz(args.out, meta, pairs=pairs, item_ids=db[pairs] if len(pairs) else pairs)
     write_json(args.stats, stats)

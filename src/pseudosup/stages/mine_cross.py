@@ -7,7 +7,9 @@ matching (ratio test + RANSAC inliers >= `cross_mining.verify.min_inliers`).
 Items: the split's `database` part (--split), or every item of the dataset.
 Output: pairs (.npz: `pairs` as positions among those items, `item_ids`, the scores,
 `inliers` and `verified` when verification ran) and statistics (.json, with the
-recall of any approximate kNN graph and, as a diagnostic only, label agreement).
+recall of any approximate kNN graph and, as a diagnostic only, label agreement). Both
+record the dataset, the split, the inputs' sha256 and the machine; the inputs are
+checked first (pseudosup.provenance: sidecar hashes, one dataset, the split's items).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def run(args) -> None:
     import numpy as np
 
     from .. import code_version
+    from .. import provenance as P
     from ..data import instance_bench, registry  # noqa: F401 (registers copydays-style-synth)
     from ..io import PseudosupError, save_npz, write_json
     from ..log import log
@@ -57,10 +60,13 @@ def run(args) -> None:
     set_threads(args.threads)
     params = params_of(args)
     cfg, mining, seed = params.get_key("cross_mining"), params.get_key("mining"), params.get_key("seed")
-    S, smeta, skind = load_features(args.source)
-    T, tmeta, tkind = load_features(args.target)
+    S, smeta, skind = _load(args.source, args.dataset, load_features)
+    T, tmeta, tkind = _load(args.target, args.dataset, load_features)
     MP.check_aligned(S.shape[0], T.shape[0], f"{args.source} vs {args.target}")
     items = _items(args, S.shape[0])
+    for M, kind, path in ((S, skind, args.source), (T, tkind, args.target)):
+        if kind == "dense":
+            P.check_finite(M, items, path, "a mined item")
     S, T = rows(S, items), rows(T, items)
     rank_list = max(cfg["k"], cfg["rank_list"])
     _, s_nbrs, s_info = space_graph(S, skind, cfg["k"], mining, seed, args.threads)
@@ -70,8 +76,9 @@ def run(args) -> None:
                                  cfg["max_target_rank"])
     arrays = mined.arrays()
     ds = registry.get(args.dataset)
-    stats = {"source": smeta.get("feature", str(args.source)), "target": tmeta.get("feature", str(args.target)),
-             "items": int(len(items)), "k": cfg["k"], "mode": cfg["mode"], "max_target_rank": cfg["max_target_rank"],
+    stats = {"dataset": args.dataset, "source": smeta.get("feature", str(args.source)),
+             "target": tmeta.get("feature", str(args.target)), "items": int(len(items)),
+             **({} if args.split is None else P.split_record(_split(args), args.split)), "k": cfg["k"], "mode": cfg["mode"], "max_target_rank": cfg["max_target_rank"],
              "source_knn": s_info, "target_knn": t_info}
     if cfg["verify"]["enabled"] and not args.no_verify:
         arrays.update(_verify(ds.image_source(args.raw), items, mined.pairs, cfg["verify"], args.threads))
@@ -86,6 +93,7 @@ def run(args) -> None:
             mined = mined.select(keep)
     labels = _labels(ds, args.raw, items)
     stats.update(MP.pair_summary(mined, len(items), labels))
+    stats.update(P.stamp(args.source, args.target, args.split, args.raw))
     save_npz(args.out, {**stats, "code_version": code_version()}, item_ids=items[arrays["pairs"]], **arrays)
     write_json(args.stats, stats)
     log.info("%d pairs (%s, k=%d): median target rank %s, %.1f%% also reversible in the target space%s",
@@ -94,14 +102,40 @@ def run(args) -> None:
              f", label agreement {stats['pair_precision']:.3f} (diagnostic)" if "pair_precision" in stats else "")
 
 
+def _load(path, dataset: str, load_features):
+    """A feature file of `dataset`, verified against its sidecar (dense) or the sha256
+    its feature's sidecar recorded (bag of words)."""
+    from .. import provenance as P
+
+    if str(path).endswith(".npz"):
+        P.check_bow(path)
+    M, meta, kind = load_features(path)
+    P.check_same_dataset({path: meta}, dataset)
+    if kind == "dense":
+        P.check_features(path, meta, dataset)
+    return M, meta, kind
+
+
+def _split(args):
+    from ..data.splits import load_split
+
+    return load_split(args.split)
+
+
 def _items(args, n: int):
+    """The mined items: the split's database part (a split of --dataset, indices < n), or all."""
     import numpy as np
+
+    from ..io import PseudosupError
+    from ..provenance import check_split_items
 
     if args.split is None:
         return np.arange(n, dtype=np.int64)
-    from ..data.splits import load_split
-
-    return load_split(args.split).part("database")
+    split = _split(args)
+    if split.dataset != args.dataset:
+        raise PseudosupError(f"{args.split}: split of dataset '{split.dataset}', not '{args.dataset}'")
+    check_split_items(split, args.split, n, f"the features have {n} rows (one per item)")
+    return split.part("database")
 
 
 def _verify(images, items, pairs, vcfg: dict, threads: int) -> dict:

@@ -1,7 +1,8 @@
 """Figures of an experiment, from its run files only: mAP vs code length per method
 and feature (Euclidean ceiling dashed; NDCG for multi-label relevance), and
 precision-recall curves over Hamming radii at the longest code; for feature-only
-experiments, one bar per feature."""
+experiments, one bar per feature. The runs must agree on dataset, split and tie rule
+(pseudosup.provenance.check_runs_agree)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     from ..io import read_json
     from ..plots import figures
+    from ..provenance import check_runs_agree
 
     runs = [read_json(p) for p in args.runs]
+    check_runs_agree(runs, args.runs)
     if args.map_vs_bits:
         figures.map_vs_bits(runs, args.map_vs_bits, args.title)
     if args.pr_curves:

@@ -7,7 +7,8 @@
   pretrained);
 - --gallery: for the first `retrieval.gallery_queries` queries, the top
   `retrieval.gallery_top` results of SIFT, CNN and CIE side by side (green =
-  relevant, red = not, grey = junk / ignored).
+  relevant, red = not, grey = junk / ignored); its inputs are checked first
+  (pseudosup.provenance: sidecar hashes, one dataset, the same items).
 """
 
 from __future__ import annotations
@@ -133,10 +134,20 @@ def gallery(args, cfg: dict) -> None:
     from ..mining.features_io import load_dense, load_sparse
     from .evaluate_retrieval import score_all
 
-    G, _ = load_sparse(args.bow)
-    X, _ = load_dense(args.cnn)
-    db, task = build_task(args, X.shape[0])
-    E, _ = load_dense(args.cie)
+    from .. import provenance as P
+    from ..io import PseudosupError
+
+    P.check_bow(args.bow)
+    G, gmeta = load_sparse(args.bow)
+    X, xmeta = load_dense(args.cnn)
+    E, emeta = load_dense(args.cie)
+    dataset = P.check_same_dataset({args.bow: gmeta, args.cnn: xmeta, args.cie: emeta}, args.dataset)
+    P.check_features(args.cnn, xmeta, dataset)
+    P.check_features(args.cie, emeta, dataset)
+    db, task = build_task(args, X.shape[0], dataset)
+    if G.shape[0] != X.shape[0] or len(E) != len(db):
+        raise PseudosupError(f"{args.bow} ({G.shape[0]} rows), {args.cnn} ({X.shape[0]}) and {args.cie} "
+                             f"({len(E)}, expected {len(db)} database rows) do not describe the same items")
     scores = score_all(task, G, X, np.asarray(E))
     images = registry.get(args.dataset).image_source(args.raw)
     nq, top = min(cfg["gallery_queries"], len(task.queries)), cfg["gallery_top"]

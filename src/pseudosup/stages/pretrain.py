@@ -2,7 +2,8 @@
 
 The part (e.g. `pretrain` of fmnist-q1k: test images that are not queries) must be
 disjoint from the split's queries and database; this is checked. The checkpoint is
-self-describing: architecture, params, class list, history, code version.
+self-describing: architecture, params, class list, history, code version, the sha256
+of its weights (checked when the features stage loads it), its inputs and the machine.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def run(args) -> None:
     import torch
 
     from .. import code_version
+    from .. import provenance as P
     from ..data import registry
     from ..data.splits import load_split
     from ..device import describe
@@ -52,6 +54,7 @@ def run(args) -> None:
                                  f"items with the {other} of {split.name}; pre-training must be disjoint")
     ds = registry.get(args.dataset)
     images, labels = ds.images(args.raw), ds.labels(args.raw)
+    P.check_split_items(split, args.split, len(labels), f"dataset '{args.dataset}' has {len(labels)} items here")
     log.info("pre-training on %d items of %s/%s", len(part), split.name, cfg["part"])
     model, history = smallcnn.pretrain(images[part], labels[part], cfg, seed)
     classes = np.unique(labels[part])
@@ -63,6 +66,10 @@ def run(args) -> None:
             "n_classes": int(len(classes)), "classes": classes.tolist(), "config": cfg, "seed": seed,
             "history": history, "query_accuracy": q_acc, "code_version": code_version(),
             # where the weights were actually trained (read off the model, not assumed)
-            "device": describe(next(model.parameters()).device)}
+            "device": describe(next(model.parameters()).device),
+            **P.split_record(split, args.split), **P.stamp(args.raw, args.split)}
+    state = model.state_dict()
+    meta["state_sha256"] = P.state_sha256(state)  # torch.load checks no checksum: features does
     with atomic_path(args.out) as tmp:
-        torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
+        torch.save({"meta": meta, "state_dict": state}, tmp)
+

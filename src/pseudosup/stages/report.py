@@ -4,6 +4,12 @@ Writes results/metrics/<experiment>.json (nested feature -> run -> metric, the f
 DVC shows with `dvc metrics show/diff` and the metrics gate checks), a long-format
 CSV and a Markdown table of mAP per feature x method x bits with the Euclidean
 ceiling.
+
+The dataset, split and tie rule come from the run files, not from params: the runs
+must agree with each other (pseudosup.provenance.check_runs_agree) and with the
+experiment's params (dataset, split, its own tie rule when set, features), and the
+mining statistics with the runs; otherwise the report stops (stale runs are never
+relabelled).
 """
 
 from __future__ import annotations
@@ -31,15 +37,17 @@ def run(args) -> None:
     from ..io import atomic_path, read_json, write_json
 
     exp = params_of(args).get_key(f"experiments.{args.experiment}")
-    runs = with_sparse_rankings([read_json(p) for p in args.runs])
-    metrics = {"experiment": args.experiment, "dataset": exp["dataset"], "split": exp["split"],
-               "tie_rule": runs[0]["tie_rule"] if runs else None,
+    raw_runs = [read_json(p) for p in args.runs]
+    mining = {p: read_json(p) for p in args.mining}
+    common = check_against_params(args.experiment, exp, raw_runs, args.runs, mining)
+    runs = with_sparse_rankings(raw_runs)
+    metrics = {"experiment": args.experiment, "dataset": common["dataset"], "split": common["split"],
+               "split_sha256": common["split_sha256"], "tie_rule": common["tie_rule"],
                "precision_at": runs[0]["k"] if runs else None, "results": {}, "mining": {}}
     for r in runs:
         key = run_name(r)
         metrics["results"].setdefault(r["feature"], {})[key] = {m: r[m] for m in SCALARS if r.get(m) is not None}
-    for path in args.mining:
-        s = read_json(path)
+    for s in mining.values():
         metrics["mining"][s["feature"]] = {k: s[k] for k in ("num_pairs", "coverage", "pair_precision") if k in s}
     write_json(args.metrics, metrics)
     rows = long_rows(runs)
@@ -47,6 +55,36 @@ def run(args) -> None:
         tmp.write_text(_csv(rows))
     with atomic_path(args.table) as tmp:
         tmp.write_text(markdown_table(args.experiment, exp, runs, metrics))
+
+
+def check_against_params(name: str, exp: dict, runs: list[dict], paths, mining: dict) -> dict:
+    """The runs' common dataset / split / tie rule, checked against the experiment's
+    params and the mining statistics; stale or foreign files stop the report."""
+    from ..io import PseudosupError
+    from ..provenance import check_runs_agree
+
+    common = check_runs_agree(runs, paths)
+    if not runs:
+        return {**common, "dataset": exp["dataset"], "split": exp["split"]}
+    where = f"{paths[0]} (and the other runs)"
+    stale = "the runs are stale: rerun the experiment's training and evaluation (`snakemake -R <its models>`)"
+    tie_rule = (exp.get("evaluation") or {}).get("tie_rule")
+    for key, want in (("dataset", exp["dataset"]), ("split", exp["split"]), ("tie_rule", tie_rule)):
+        if want is not None and common[key] != want:
+            raise PseudosupError(f"{where}: evaluated with {key} '{common[key]}' but params "
+                                 f"experiments.{name}.{key if key != 'tie_rule' else 'evaluation.tie_rule'} is "
+                                 f"'{want}'; {stale}")
+    for r, p in zip(runs, paths):
+        if r["feature"] not in exp["features"]:
+            raise PseudosupError(f"{p}: a run of feature '{r['feature']}', which is not one of "
+                                 f"experiments.{name}.features {exp['features']}")
+    for p, s in mining.items():
+        got = {k: s.get(k) for k in ("dataset", "split", "split_sha256")}
+        if got != {k: common[k] for k in got} or s.get("feature") not in exp["features"]:
+            raise PseudosupError(f"{p}: pairs mined on {got['dataset']}/{got['split']} (feature "
+                                 f"'{s.get('feature')}'), but the runs are of {common['dataset']}/{common['split']} "
+                                 f"(sha256 of the split files must agree too); rerun it: `snakemake -R {p}`")
+    return common
 
 
 def with_sparse_rankings(runs: list[dict]) -> list[dict]:

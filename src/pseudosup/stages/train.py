@@ -1,15 +1,18 @@
 """Fit a hashing method on the split's training items; save a self-describing model.
 
 The model file (.npz) holds the method, its params, the code length, the arrays that
-define the hash function (mean, projections, network weights), the training set and
-the code version; `load_model` rebuilds any registered hasher from it.
+define the hash function (mean, projections, network weights), what it encodes
+(`encodes`: features or images), the training set and the code version; `load_model`
+rebuilds any registered hasher from it.
 
 Supervised hashers (DSRH) also read the training items' labels (--dataset/--raw);
 image hashers (dsrh_cnn) read the images of the dataset instead of --features (the
 features file still names the items' feature space for the record). Everything that
-can be checked is checked before training starts: the code length, the reference
-hasher of LDPH, more bits than feature dimensions where PCA is needed, NaN or constant
-feature columns, an empty training split.
+can be checked is checked before training starts: the features against their sidecar
+(sha256, dataset, one row per item) and the split (same dataset, indices in range), the
+code length, the reference hasher of LDPH, more bits than feature dimensions where PCA
+is needed, NaN or constant feature columns, an empty training split. The model records
+the dataset, the split (name, sha256), the sha256 of its inputs and the machine.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ def run(args) -> None:
     import numpy as np
 
     from .. import code_version
+    from .. import provenance as P
     from ..data.splits import load_split
     from ..io import load_array, save_npz
     from ..log import log
-    from ..methods import registry
 
     set_threads(args.threads)
     params = params_of(args)
@@ -53,6 +56,8 @@ def run(args) -> None:
     split = load_split(args.split)
     train = split.part("train")
     X, fmeta = load_array(args.features)
+    P.check_features(args.features, fmeta, args.dataset)
+    P.check_split(split, args.split, fmeta, args.features)
     hasher = cls(args.bits, cfg, seed)
     if getattr(hasher, "supervised", False):  # torch models: the job's threads, no more
         import torch
@@ -62,9 +67,10 @@ def run(args) -> None:
     log.info("fitting %s (%s) with %d bits on %d items", args.method, cfg["hasher"], args.bits, len(train))
     hasher.fit(inputs, labels) if labels is not None else hasher.fit(inputs)
     meta = {"method": args.method, "hasher": cfg["hasher"], "params": cfg, "bits": args.bits, "seed": seed,
-            "feature": fmeta.get("feature"), "dim": int(X.shape[1]), "split": split.name,
-            "inputs": getattr(hasher, "inputs", "features"), "train_items": int(len(train)),
-            "code_version": code_version()}
+            "dataset": fmeta["dataset"], "feature": fmeta["feature"], "dim": int(X.shape[1]),
+            **P.split_record(split, args.split), "encodes": getattr(hasher, "inputs", "features"),
+            "train_items": int(len(train)), "code_version": code_version(),
+            **P.stamp(args.features, args.split, args.raw)}
     if getattr(hasher, "history", None):
         meta["training_history"] = hasher.history
     save_npz(args.out, meta, **{k: np.asarray(v) for k, v in hasher.arrays().items()})
@@ -139,7 +145,7 @@ def model_inputs(model, meta, args, X, q, db):
 
     from ..io import PseudosupError
 
-    if meta.get("inputs", "features") == "images":
+    if meta.get("encodes", "features") == "images":
         images = _dataset(args).images(args.raw)
         return images[q], images[db]
     if meta.get("dim") is not None and meta["dim"] != X.shape[1]:
