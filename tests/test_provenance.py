@@ -395,3 +395,39 @@ def test_machine_record_does_not_import_torch_and_reports_its_isa_once_loaded():
     with open("/proc/cpuinfo") as f:
         model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
     assert m["cpu"] == model
+
+
+# --- pseudosup verify: every recorded hash under data/ and models/ ---------------------------------
+
+def test_verify_lists_every_file_that_changed_after_it_was_written(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    import torch
+
+    from pseudosup.io import save_array, save_npz
+    from pseudosup.provenance import state_sha256
+    from pseudosup.stages import verify
+
+    feats = tmp_path / "data" / "features" / "ds"
+    for name in ("good", "flipped"):
+        save_array(feats / f"{name}.npy", np.arange(40, dtype=np.float32).reshape(10, 4), {"feature": name})
+    flip_byte(feats / "flipped.npy")
+    write_features(feats / "nosidecar.npy", np.zeros((3, 2)), sidecar=False)
+    save_npz(tmp_path / "models" / "ok.npz", {"method": "itq"}, w=np.ones(100))
+    save_npz(tmp_path / "models" / "bad.npz", {"method": "itq"}, w=np.ones(100))
+    flip_byte(tmp_path / "models" / "bad.npz", offset=200)
+    layer = torch.nn.Linear(3, 2)
+    meta = {"state_sha256": state_sha256(layer.state_dict())}
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    torch.save({"meta": meta, "state_dict": layer.state_dict()}, tmp_path / "models" / "backbone.pt")
+    (tmp_path / "data" / "raw" / "ds").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / "ds" / "x.npy").write_bytes(b"raw files are the download's business")
+
+    assert verify.run(SimpleNamespace(paths=[tmp_path / "data", tmp_path / "models"])) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "6 files checked, 4 failed"
+    failed = sorted(line.split(":")[0] for line in lines[:-1])
+    assert failed == sorted(str(p) for p in (feats / "flipped.npy", feats / "nosidecar.npy",
+                                             tmp_path / "models" / "bad.npz", tmp_path / "models" / "backbone.pt"))
+    assert verify.run(SimpleNamespace(paths=[feats / "good.npy", tmp_path / "models" / "ok.npz", SPLITS])) == 0
