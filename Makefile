@@ -1,5 +1,8 @@
 # The two quickstart commands (README): `make demo` and `make test`.
 # Both set everything up first (a virtual environment with pinned packages).
+#   make demo        the Fashion-MNIST demo alone (a few minutes)
+#   make results     every default target of params.yaml (`targets`; what CI builds and gates)
+#   make everything  every experiment whose data is available here (heavier)
 
 SHELL := /bin/bash
 VENV ?= .venv
@@ -7,7 +10,7 @@ PY := $(VENV)/bin/python
 CORES ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup system-packages demo test check dvc-yaml dag readme clean-results
+.PHONY: setup system-packages demo results everything test check dvc-yaml dag readme clean-results
 
 # Debian packages: Fashion-MNIST (offline demo data) and graphviz (DAG picture).
 # Installed only when running as root with apt; otherwise the download stage falls
@@ -29,7 +32,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 setup: system-packages $(VENV)/.installed
 
 demo: setup
+	snakemake --cores $(CORES) demo
+
+results: setup
 	snakemake --cores $(CORES)
+
+everything: setup
+	snakemake --cores $(CORES) everything
 
 check: setup
 	pseudosup check-metrics

@@ -1,6 +1,8 @@
 # pseudosup: pseudo-supervised learning for image search, as one pipeline.
 #
 #   snakemake --cores 2                 # build the default targets (params.yaml `targets`)
+#   snakemake --cores 2 demo            # one experiment: every experiment has a rule of its name
+#   snakemake --cores 2 everything      # every experiment whose data is available here
 #   snakemake --cores 2 features        # one phase: download, features, mining, train, evaluate, plot
 #   snakemake --cores 2 --configfile tests/config/tiny.yaml   # another complete params file
 #
@@ -23,19 +25,27 @@ include: "workflow/rules/plot.smk"
 rule all:
     default_target: True
     input:
-        PLAN.report_files(),
-        PLAN.figure_files(),
-        PLAN.pair_files(),
-        PLAN.cross_files(),
+        PLAN.deliverables(),
 
 
 rule everything:
     # every experiment in params.yaml whose data is available here (the heavier ones too)
     input:
-        PLAN.report_files(PLAN.available()),
-        PLAN.figure_files(PLAN.available()),
-        PLAN.pair_files(PLAN.available()),
-        PLAN.cross_files(PLAN.available()),
+        PLAN.deliverables(PLAN.available()),
+
+
+# One target per experiment, named as in params.yaml: `snakemake --cores 2 <experiment>`.
+# A name that is also a rule's (e.g. `features`) would make the target ambiguous.
+_clash = sorted(set(config["experiments"]) & {r.name for r in workflow.rules})
+if _clash:
+    raise WorkflowError(f"experiment name(s) {_clash} are also rule names; rename them in the params file")
+for _exp in config["experiments"]:
+
+    rule:
+        name:
+            _exp
+        input:
+            PLAN.deliverables([_exp]),
 
 
 onstart:

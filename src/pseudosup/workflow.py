@@ -208,6 +208,12 @@ class Plan:
                 out.append(path("gallery", experiment=e))
         return out
 
+    def deliverables(self, names=None) -> list[str]:
+        """Everything an experiment delivers (metrics, tables, figures, mined pairs): the
+        inputs of `all` (targets), `everything` and of each experiment's own rule."""
+        return [*self.report_files(names), *self.figure_files(names), *self.pair_files(names),
+                *self.cross_files(names)]
+
     def available(self) -> list[str]:
         """Every experiment of params whose dataset can be obtained here."""
         from .data import registry
