@@ -32,6 +32,7 @@ STAGES = {
     "report": "report",
     "plot": "plot",
     "gallery": "gallery",
+    "verify": "verify",
     "check-metrics": "check_metrics",
     "update-baselines": "update_baselines",
     "validate-params": "validate_params",
