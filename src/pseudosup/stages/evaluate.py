@@ -129,6 +129,8 @@ def relevance_of(split, args, X, q, db, cfg, fmeta=None):
         if cols is not None:
             labels = labels[:, np.asarray(cols)]
         return R.MultiLabelRelevance(labels[q], labels[db])
+    if fmeta is not None:
+        check_item_count(args.features, fmeta, ds.num_items(args.raw), f"items in {args.raw}")
     k = int(cfg["groundtruth_k"])
     try:
         gt = np.asarray(ds.groundtruth(args.raw))

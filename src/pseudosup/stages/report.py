@@ -39,7 +39,7 @@ def run(args) -> None:
     exp = params_of(args).get_key(f"experiments.{args.experiment}")
     raw_runs = [read_json(p) for p in args.runs]
     mining = {p: read_json(p) for p in args.mining}
-    common = check_against_params(args.experiment, exp, raw_runs, args.runs, mining)
+    common = check_against_params(args.experiment, exp, raw_runs, args.runs, mining, args.metrics)
     runs = with_sparse_rankings(raw_runs)
     metrics = {"experiment": args.experiment, "dataset": common["dataset"], "split": common["split"],
                "split_sha256": common["split_sha256"], "tie_rule": common["tie_rule"],
@@ -57,7 +57,7 @@ def run(args) -> None:
         tmp.write_text(markdown_table(args.experiment, exp, runs, metrics))
 
 
-def check_against_params(name: str, exp: dict, runs: list[dict], paths, mining: dict) -> dict:
+def check_against_params(name: str, exp: dict, runs: list[dict], paths, mining: dict, target="the metrics") -> dict:
     """The runs' common dataset / split / tie rule, checked against the experiment's
     params and the mining statistics; stale or foreign files stop the report."""
     from ..io import PseudosupError
@@ -67,7 +67,8 @@ def check_against_params(name: str, exp: dict, runs: list[dict], paths, mining: 
     if not runs:
         return {**common, "dataset": exp["dataset"], "split": exp["split"]}
     where = f"{paths[0]} (and the other runs)"
-    stale = "the runs are stale: rerun the experiment's training and evaluation (`snakemake -R <its models>`)"
+    stale = (f"the runs are stale: rerun the experiment's jobs (`snakemake {target} --forcerun train_hasher "
+             "evaluate_hasher evaluate_euclidean mine_pairs`)")
     tie_rule = (exp.get("evaluation") or {}).get("tie_rule")
     for key, want in (("dataset", exp["dataset"]), ("split", exp["split"]), ("tie_rule", tie_rule)):
         if want is not None and common[key] != want:
