@@ -87,7 +87,7 @@ def run(args) -> int:
            *(metrics_targets(work, args.targets) if args.targets else [])]
     print(f"[{args.config}] {dispatched} in {work}: {' '.join(cmd)}", flush=True)
     t0 = time.time()
-    rc = subprocess.run(cmd, cwd=work, env=env).returncode
+    rc = 0 if args.collect else subprocess.run(cmd, cwd=work, env=env).returncode
     wall = time.time() - t0
     if rc != 0:
         print(f"[{args.config}] snakemake failed (exit {rc}); rerun to resume", file=sys.stderr)
@@ -95,13 +95,26 @@ def run(args) -> int:
     dest = OUT / args.config
     dest.mkdir(parents=True, exist_ok=True)
     for m in sorted((work / "results" / "metrics").glob("*.json")):
-        shutil.copy(m, dest / m.name)
+        if _made_here(work, m):
+            shutil.copy(m, dest / m.name)
     info = {"config": args.config, "env": cfg["env"], "cores": cfg["cores"], "commit": commit,
             "dispatched": dispatched, "cpu": cpu_model(), "wall_seconds_this_call": round(wall, 1),
-            "targets": args.targets or "default", "date": time.strftime("%Y-%m-%d %H:%M")}
+            "targets": args.targets or "default", "date": time.strftime("%Y-%m-%d %H:%M"),
+            "experiments": sorted(m.stem for m in (work / "results" / "metrics").glob("*.json")
+                                  if _made_here(work, m))}
+    if args.collect:  # an unfinished run: keep only the experiments it completed
+        for m in dest.glob("*.json"):
+            if m.stem not in info["experiments"] and m.name != "config.json":
+                m.unlink()
     (dest / "config.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"[{args.config}] done in {wall:.0f} s -> {dest}")
     return 0
+
+
+def _made_here(work: Path, metrics: Path) -> bool:
+    """A metrics file this run wrote (newer than the clone's checkout), not the committed
+    copy the clone started with; its content may equal the committed one."""
+    return metrics.stat().st_mtime > (work / "Snakefile").stat().st_mtime + 1
 
 
 def cpu_model() -> str:
@@ -186,6 +199,8 @@ def main() -> int:
     r.add_argument("--config", choices=sorted(CONFIGS), required=True)
     r.add_argument("--commit", default="HEAD")
     r.add_argument("--targets", nargs="*", default=[], help="experiments (default: params targets)")
+    r.add_argument("--collect", action="store_true",
+                   help="do not run: record the experiments an unfinished run has completed")
     s = sub.add_parser("summarize", help="spread per metric over the recorded configurations")
     s.add_argument("--commit", required=True, help="the commit the runs were made from (its committed metrics count)")
     args = ap.parse_args()
