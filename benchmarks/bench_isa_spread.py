@@ -55,7 +55,11 @@ CONFIGS = {
 
 
 def clone(commit: str, dest: Path) -> None:
-    if dest.exists():
+    if dest.exists():  # resuming: the clone must hold the commit the results will name
+        head = subprocess.run(["git", "-C", str(dest), "rev-parse", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        if head != commit:
+            sys.exit(f"{dest} holds {head[:10]}, not {commit[:10]}: remove it or pass --commit {head[:10]}")
         return
     subprocess.run(["git", "clone", "-q", str(PROJECT), str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "checkout", "-q", commit], check=True)
@@ -70,7 +74,7 @@ def probe(env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def metrics_targets(work: Path, targets: list[str]) -> list[str]:
+def metrics_targets(targets: list[str]) -> list[str]:
     return [f"results/metrics/{t}.json" for t in targets]
 
 
@@ -84,7 +88,7 @@ def run(args) -> int:
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     dispatched = probe(env)
     cmd = ["snakemake", "--cores", str(cfg["cores"]), "--rerun-incomplete",
-           *(metrics_targets(work, args.targets) if args.targets else [])]
+           *(metrics_targets(args.targets) if args.targets else [])]
     print(f"[{args.config}] {dispatched} in {work}: {' '.join(cmd)}", flush=True)
     t0 = time.time()
     rc = 0 if args.collect else subprocess.run(cmd, cwd=work, env=env).returncode

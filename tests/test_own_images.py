@@ -161,8 +161,6 @@ def test_docs_commands_make_the_split(followed):
 def test_docs_run_features_and_evaluation(followed):
     project, runs = followed
     command, proc, seconds = runs[-1]
-    if "No rule to produce mine" in proc.stderr + proc.stdout:
-        pytest.skip("the Snakefile has no per-experiment targets yet (`snakemake --cores 2 mine`)")
     assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     feats = np.load(project / "data/features/folder-mine/pixels.npy")
     assert feats.shape == (210, 32 * 32 * 3)
@@ -190,6 +188,16 @@ def test_single_top_folder_is_unwrapped(tmp_path, as_tar):
     assert ds.class_names(raw) == ("a", "b")
     assert ds.labels(raw).tolist() == [0, 0, 0, 1, 1, 1]
     assert ds.item_ids(raw)[0] == "photos/train/a/0.png"
+
+
+def test_folders_of_class_folders_are_refused(tmp_path):
+    """train/<class>/ beside val/<class>/: 'train' and 'val' must not become two classes."""
+    names = [f"ds/{part}/{c}/{i}.png" for part in ("train", "val") for c in ("a", "b") for i in range(2)]
+    project = small_project(tmp_path, {"folder-parts": {"images": str(png_tar(tmp_path / "p.tar", names))}})
+    proc = download(project, "folder-parts", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "['train', 'val']" in proc.stderr and "so those are not classes" in proc.stderr
+    assert not (project / "data/raw/folder-parts").exists()
 
 
 @pytest.mark.parametrize("names, cls", [

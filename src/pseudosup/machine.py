@@ -19,7 +19,7 @@ from functools import lru_cache
 
 # environment variables that change which kernels run (and so, possibly, the low bits)
 ISA_OVERRIDES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE",
-                 "FAISS_OPT_LEVEL", "MKL_CBWR")
+                 "FAISS_SIMD_LEVEL", "FAISS_OPT_LEVEL", "MKL_CBWR")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 NOT_LOADED = "not loaded by this stage"
 

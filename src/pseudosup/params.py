@@ -127,7 +127,8 @@ def validate(params: dict, source: Path, schema_file: Path | None = None) -> dic
         best = [jsonschema.exceptions.best_match([e]) for e in errors]
         raise PseudosupError("\n".join(_format_error(e, source) for e in best))
     _fill_defaults(params, schema, schema)
-    check_references(params, source, schema_file.resolve().parents[2] / SPLITS_RELPATH)
+    # not resolve(): with a symlinked workflow/ the splits are still the project's own
+    check_references(params, source, schema_file.parents[2] / SPLITS_RELPATH)
     check_overrides(params, schema, source)
     return params
 

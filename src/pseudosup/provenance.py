@@ -11,8 +11,9 @@ What outputs record, besides their own settings:
   `meta` entry except their own hash: a file cannot contain its own hash, and the zip's
   per-member CRC-32 already makes a changed byte fail to load (pseudosup.io.load_npz).
   The sidecar of a sift-bow feature records the sha256 of its `.bow.npz` as well;
-- `.pt` checkpoints record the sha256 of their weights (`state_sha256`), checked when
-  they are loaded: torch.load itself checks nothing;
+- `.pt` checkpoints record the sha256 of their weights (`state_sha256`), checked when the
+  features stage loads a pre-trained backbone and by `pseudosup verify` (torch.load
+  itself checks nothing);
 - run files record the dataset, the split (name and the split file's sha256), the tie
   rule and the feature, which `pseudosup report` and `plot` check (`check_runs_agree`).
 

@@ -72,6 +72,12 @@ class ImageFolder(Dataset):
             raise PseudosupError(f"{raw / self.archive}: no images under '{self.root or '/'}'")
         root = self.root or top_folder(names)
         cls = [n[len(root):].split("/") for n in names]
+        if not self.root and all(len(parts) > 2 for parts in cls):
+            # e.g. train/<class>/x.jpg beside val/<class>/x.jpg: the folders found are not classes
+            tops = sorted({parts[0] for parts in cls})
+            raise PseudosupError(f"{raw / self.archive}: every image sits two or more folders below "
+                                 f"{tops} (e.g. '{names[0]}'), so those are not classes; lay the images out "
+                                 "as <class>/<file>, or pack one part only (e.g. train/), or give a list file")
         flat = [n for n, parts in zip(names, cls) if len(parts) < 2]
         if flat:
             raise PseudosupError(f"{raw / self.archive}: '{flat[0]}' is not inside a class folder; put images "

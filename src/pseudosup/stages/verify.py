@@ -48,6 +48,9 @@ def files(paths):
     """The files to check, in order; temporaries and raw / cache directories skipped."""
     for root in paths:
         root = Path(root)
+        if not root.exists():
+            raise PseudosupError(f"{root}: no such file or directory; give files or directories to check "
+                                 "(default: data/ and models/)")
         found = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for p in found:
             if ".tmp-" in p.name or any(d in SKIP_DIRS for d in p.relative_to(root).parts[:-1]):
