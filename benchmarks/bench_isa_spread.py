@@ -162,8 +162,9 @@ def summarize(args) -> int:
         for exp, metrics in exps.items():
             for name, v in flatten(metrics).items():
                 values.setdefault(exp, {}).setdefault(name, {})[cfg] = v
-    spread = {exp: {n: round(max(v.values()) - min(v.values()), 6) for n, v in ms.items()}
-              for exp, ms in values.items()}
+    # a spread needs two configurations: experiments only one of them holds are left out
+    spread = {exp: {n: max(v.values()) - min(v.values()) for n, v in ms.items()}
+              for exp, ms in values.items() if max(len(v) for v in ms.values()) > 1}
     rec = {"configs": {c: _config_info(c) for c in configs}, "experiments": spread, "values": values}
     (HERE / "results" / "isa_spread.json").write_text(json.dumps(rec, indent=1) + "\n")
     (HERE / "results" / "isa_spread.md").write_text(markdown(rec))
@@ -179,8 +180,11 @@ def _config_info(name: str) -> dict:
 def markdown(rec: dict) -> str:
     lines = ["### Cross-CPU spread of the gated metrics", "",
              "Configurations: " + "; ".join(
-                 f"`{c}` ({', '.join(f'{k}={v}' for k, v in i['env'].items()) or 'native'}"
-                 f"{', cores ' + str(i['cores']) if 'cores' in i else ''})" if isinstance(i.get("env"), dict)
+                 f"`{c}` ({', '.join(f'{k}={v}' for k, v in i['env'].items()) or 'no overrides'}"
+                 f"{', cores ' + str(i['cores']) if 'cores' in i else ''}"
+                 f"{', commit ' + i['commit'][:7] if 'commit' in i else ''}"
+                 f"{', ' + ' '.join(i['targets']) if isinstance(i.get('targets'), list) else ''})"
+                 if isinstance(i.get("env"), dict)
                  else f"`{c}` ({i['env']})" for c, i in rec["configs"].items()), "",
              "| experiment | feature | metrics | configs | bit-identical | max spread | median spread |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -192,8 +196,13 @@ def markdown(rec: dict) -> str:
             s = sorted(v for _, v in rows)
             n_cfg = max(len(rec["values"][exp][n]) for n, _ in rows)
             lines.append(f"| {exp} | {feat} | {len(s)} | {n_cfg} | {sum(v == 0 for v in s)} | "
-                         f"{s[-1]:.4f} | {s[len(s) // 2]:.4f} |")
+                         f"{_num(s[-1])} | {_num(s[len(s) // 2])} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(v: float) -> str:
+    """4 decimals; a difference below that is shown as such, not as 0.0000."""
+    return "0" if v == 0 else f"{v:.4f}" if v >= 5e-5 else f"{v:.1e}"
 
 
 def main() -> int:
