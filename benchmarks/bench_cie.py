@@ -146,10 +146,8 @@ def run_agreement(n: int, threads: int) -> dict:
 
 
 def sweep(argv: list[str]) -> None:
-    from types import SimpleNamespace
-
+    from pseudosup.methods.cie_task import TaskSource, build_task
     from pseudosup.mining.features_io import load_dense, load_sparse, rows
-    from pseudosup.stages.cie import build_task
 
     ap = argparse.ArgumentParser(prog="bench_cie.py sweep")
     for a in ("--bow", "--cnn", "--dataset", "--raw", "--name"):
@@ -160,9 +158,9 @@ def sweep(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     G, _ = load_sparse(Path(args.bow))
     X, _ = load_dense(Path(args.cnn))
-    task_args = SimpleNamespace(dataset=args.dataset, raw=Path(args.raw), protocol=args.protocol,
-                                split=Path(args.split) if args.split else None)
-    db, task = build_task(task_args, X.shape[0])
+    source = TaskSource(dataset=args.dataset, raw=Path(args.raw), protocol=args.protocol,
+                        split=Path(args.split) if args.split else None)
+    db, task = build_task(source, X.shape[0])
     Gd, Xd = rows(G, db), rows(X, db)
     q = cie.normalise_dense(rows(X, task.queries))
     base = {"sift": task.evaluate((rows(G, task.queries) @ Gd.T).toarray())[0]["map"],

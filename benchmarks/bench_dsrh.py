@@ -5,7 +5,7 @@
 
 - `scene` (../shared/data/scene): queries = the 1,196 test rows, database = training set =
   the 1,211 training rows; 294 colour-moment features; 6 labels.
-- `cifar10-mosaic2x2` (pseudosup.methods.hashing.dsrh_data, seed 0): 500 query mosaics
+- `cifar10-mosaic2x2` (pseudosup.data.mosaics, seed 0): 500 query mosaics
   and 5,000 database (= training) mosaics from disjoint CIFAR-10 test images; features
   for ITQ / LSH / DSRH = the global-average-pooled 1,280-d output of the ImageNet
   MobileNetV2 (../shared/data/coral/mobilenet_v2_1.0_224_quant.tflite, dequantised float
@@ -45,8 +45,8 @@ def scene():
 
 
 def mosaic(threads: int):
+    from pseudosup.data.mosaics import mosaic_protocol, read_cifar10_test_jpg
     from pseudosup.methods.hashing.dsrh import DSRHCNN
-    from pseudosup.methods.hashing.dsrh_data import mosaic_protocol, read_cifar10_test_jpg
 
     images, labels, _ = read_cifar10_test_jpg(SHARED / "cifar10-test-jpg.tar")
     m = mosaic_protocol(images, labels, seed=0)

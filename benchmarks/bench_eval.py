@@ -34,7 +34,7 @@ def load() -> str:
 
 def naive_ap(q_words, db_words, q_labels, db_labels) -> np.ndarray:
     """Sort-per-query: all distances, a stable argsort, AP by definition."""
-    from pseudosup.methods.codes import hamming
+    from pseudosup.codes import hamming
 
     out = np.zeros(len(q_words))
     for i in range(len(q_words)):
@@ -59,8 +59,8 @@ def main() -> int:
     ap.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
 
+    from pseudosup import codes as C
     from pseudosup.evaluation import ranking as R
-    from pseudosup.methods import codes as C
 
     load_before = load()
     rng = np.random.default_rng(args.seed)

@@ -76,8 +76,8 @@ def cifar10_cnn_features(cache: Path, size: int, threads: int) -> tuple[Path, Pa
     (../shared/data/cifar10-test-jpg.tar) resized to size x size; cached."""
     import torch
 
+    from pseudosup.data.mosaics import read_cifar10_test_jpg
     from pseudosup.methods.hashing.dsrh import DSRHCNN
-    from pseudosup.methods.hashing.dsrh_data import read_cifar10_test_jpg
 
     feats, labs = cache / f"cifar10-test-mnv2-{size}.npy", cache / "cifar10-test-labels.npy"
     if not feats.exists():

@@ -182,12 +182,12 @@ def test_make_split_needs_raw_for_data_protocols(tmp_path):
 def test_mosaic_parts_follow_the_protocol_output(real_raw, monkeypatch):
     """The registered parts of cifar10-mosaic2x2 come from mosaic_protocol's arrays, so a
     change of protocol sizes cannot leave the parts pointing at the wrong items."""
+    from pseudosup.data import mosaics
     from pseudosup.data.multilabel import CifarMosaic
-    from pseudosup.methods.hashing import dsrh_data
 
     raw = real_raw["cifar10-test-jpg"]
-    original = dsrh_data.mosaic_protocol
-    monkeypatch.setattr(dsrh_data, "mosaic_protocol",
+    original = mosaics.mosaic_protocol
+    monkeypatch.setattr(mosaics, "mosaic_protocol",
                         lambda images, labels, seed=0: original(images, labels, seed, n_database=40, n_queries=7,
                                                                 query_per_class=2))
     ds = CifarMosaic(name="mosaic-test", kind="images", relevance="multilabel", description="test",

@@ -9,9 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from pseudosup import codes as C
 from pseudosup.evaluation import ranking as R
-from pseudosup.methods import codes as C
-
 
 # --- brute-force definitions ------------------------------------------------------------
 
@@ -83,8 +82,8 @@ def _apply(name, f, ranked, all_levels, k):
 
 def level_counts(dist_rows, lev_rows, nbits, top):
     out = np.zeros((len(dist_rows), nbits + 1, top + 1), dtype=np.int64)
-    for q, (d, l) in enumerate(zip(dist_rows, lev_rows)):
-        np.add.at(out[q], (d, l), 1)
+    for q, (d, lev) in enumerate(zip(dist_rows, lev_rows)):
+        np.add.at(out[q], (d, lev), 1)
     return out
 
 

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pseudosup import codes as C
 from pseudosup.evaluation import ranking as R
+from pseudosup.evaluation import scoring
 from pseudosup.io import PseudosupError
-from pseudosup.methods import codes as C
 from pseudosup.stages import evaluate as E
 from pseudosup.stages import train as T
 
@@ -67,7 +68,7 @@ def test_class_and_groundtruth_runs(rule):
     rng = np.random.default_rng(3)
     for rel in (R.ClassRelevance(rng.integers(0, 3, 12), rng.integers(0, 3, 90)),
                 R.ListRelevance(np.stack([rng.choice(90, 10, replace=False) for _ in range(12)]), 90)):
-        out = E._hamming_metrics(qc, dbc, 8, rel, split, cfg, 1)
+        out = scoring.hamming_metrics(qc, dbc, 8, rel, cfg, 1, scoring.map_cutoff(split.extra, cfg))
         total, hits = R.hamming_histograms(qc, dbc, 8, rel)
         if rule == "expected":
             assert out["map"] == pytest.approx(R.ap_from_histograms(total, hits, "expected").mean())
@@ -84,7 +85,7 @@ def test_multilabel_runs_report_dsrh_metrics(rule):
     rng = np.random.default_rng(4)
     rel = R.MultiLabelRelevance(rng.random((10, 4)) < 0.4, rng.random((80, 4)) < 0.4)
     qc, dbc = codes(10, 8, 5), codes(80, 8, 6)
-    out = E._hamming_metrics(qc, dbc, 8, rel, SimpleNamespace(extra={"map_at": 40}), cfg, 1)
+    out = scoring.hamming_metrics(qc, dbc, 8, rel, cfg, 1, scoring.map_cutoff({"map_at": 40}, cfg))
     for key in ("ndcg", "acg", "wap", "precision_top", "map", "map_at_k"):
         assert 0.0 <= out[key] <= (4.0 if key == "acg" else 1.0), key
     assert out["map_at"] == 40 and out["graded_at"]["wap"] == 50
@@ -97,10 +98,10 @@ def test_euclidean_ceiling_runs_for_multilabel_and_groundtruth():
     rng = np.random.default_rng(7)
     Xq, Xdb = rng.standard_normal((6, 5)), rng.standard_normal((60, 5))
     ml = R.MultiLabelRelevance(rng.random((6, 3)) < 0.5, rng.random((60, 3)) < 0.5)
-    out = E._euclidean_metrics(Xq, Xdb, ml, SimpleNamespace(extra={}), CFG)
+    out = scoring.euclidean_metrics(Xq, Xdb, ml, CFG, scoring.map_cutoff({}, CFG))
     assert {"ndcg", "acg", "wap", "map"} <= set(out)
     gt = R.ListRelevance(R.euclidean_ground_truth(Xq, Xdb, 10), 60)
-    out = E._euclidean_metrics(Xq, Xdb, gt, SimpleNamespace(extra={}), CFG)
+    out = scoring.euclidean_metrics(Xq, Xdb, gt, CFG, scoring.map_cutoff({}, CFG))
     assert out["map"] == pytest.approx(1.0) and out["map_at_k"] == pytest.approx(1.0)  # its own ground truth
 
 
@@ -149,7 +150,7 @@ def test_cosine_bow_ranking_equals_brute_force_cosine(tmp_path, relevance, rule)
     else:
         labels = rng.random((70, 3)) < 0.4
         rel = R.MultiLabelRelevance(labels[q], labels[db])
-    out = E._cosine_bow_metrics(path, 70, q, db, rel, SimpleNamespace(extra={}), {**CFG, "tie_rule": rule})
+    out = scoring.cosine_bow_metrics(E.load_bow_rows(path, 70), q, db, rel, {**CFG, "tie_rule": rule})
     norm = np.linalg.norm(W, axis=1, keepdims=True)
     U = np.divide(W, norm, out=np.zeros_like(W), where=norm > 0)
     S = (U[q] @ U[db].T).astype(np.float32)  # the index scores in float32: equal values stay equal
@@ -180,6 +181,5 @@ def test_tie_rules_order_real_valued_ties():
 def test_cosine_bow_of_other_items_is_refused(tmp_path):
     rng = np.random.default_rng(12)
     path, _ = _bow_file(tmp_path, rng, 30, 20)
-    rel = R.ClassRelevance(np.zeros(3, int), np.zeros(27, int))
     with pytest.raises(PseudosupError, match="f.bow.npz has 30 rows but the dense features have 31"):
-        E._cosine_bow_metrics(path, 31, np.arange(3), np.arange(3, 30), rel, SimpleNamespace(extra={}), CFG)
+        E.load_bow_rows(path, 31)

@@ -1,6 +1,6 @@
 """The TFLite -> torch MobileNetV2 converter against the TFLite interpreter (ai-edge-litert):
-the float model (the default) and the exact integer model; TensorFlow SAME padding; the
-fine-tuning API."""
+the float model (the default) and the exact integer model (tests/tflite_oracle.py);
+TensorFlow SAME padding; the fine-tuning API."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def reference(images):
     pool (penultimate AvgPool, 1280-d), logits, probs (the softmax output). Cached for
     the module (a few seconds)."""
     pytest.importorskip("ai_edge_litert")
-    from pseudosup.features.tflite import interpreter_outputs, tflite_interpreter
+    from .tflite_oracle import interpreter_outputs, tflite_interpreter
 
     t0 = time.time()
     out = interpreter_outputs(tflite_interpreter(TFLITE, threads=2, keep_all=True), images)
@@ -114,8 +114,11 @@ def _measure(name: str, top1: np.ndarray, feats: np.ndarray, ref: dict, seconds:
 def _float_model(images, emulate: bool):
     from pseudosup.features.tflite import load_mobilenet_v2
 
+    from .tflite_oracle import load_uint8_grid_mobilenet_v2
+
     t0 = time.time()
-    net = load_mobilenet_v2(TFLITE, emulate_uint8=emulate).to(memory_format=torch.channels_last)
+    net = (load_uint8_grid_mobilenet_v2 if emulate else load_mobilenet_v2)(TFLITE)
+    net = net.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         x = net.normalize(torch.from_numpy(images).permute(0, 3, 1, 2))
         feats = torch.cat([net.pooled(x[a:a + 16].contiguous(memory_format=torch.channels_last))
@@ -146,11 +149,11 @@ def test_float_model_agrees_with_tflite_interpreter(images, reference):
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_uint8_rounding_is_closer(images, reference):
-    """Rounding activations to the uint8 grids in float (emulate_uint8) brings the
+    """Rounding activations to the uint8 grids in float (the oracle's uint8-grid model) brings the
     features closer (median cosine 0.998) and the top-1 agreement to 0.886: still not
     the interpreter's integer arithmetic (see the integer model)."""
     logits, feats, sec = _float_model(images, emulate=True)
-    m = _measure("float model, activations rounded to uint8 (emulate_uint8)", logits.argmax(1), feats, reference, sec)
+    m = _measure("float model, activations rounded to uint8", logits.argmax(1), feats, reference, sec)
     assert m["photos"] == 1.0
     assert m["cos_median"] >= 0.99
     assert m["top1"] >= 0.85
@@ -171,7 +174,7 @@ def test_integer_model_is_bit_exact_layer_by_layer(images, kernels):
     the softmax output, for each of the interpreter's kernel sets (a photo and a CIFAR
     image; the 508 images for the default kernels: test_integer_model_meets_the_issue_bounds)."""
     pytest.importorskip("ai_edge_litert")
-    from pseudosup.features.tflite import load_integer_mobilenet_v2, tflite_interpreter
+    from .tflite_oracle import load_integer_mobilenet_v2, tflite_interpreter
 
     imgs = images[[0, 100]]
     net = load_integer_mobilenet_v2(TFLITE, kernels=kernels)
@@ -199,7 +202,7 @@ def test_integer_model_meets_the_issue_bounds(images, reference):
     the default interpreter's bit for bit: top-1 agreement 1.0 (>= 0.97) and cosine 1.0
     (>= 0.98). The conversion (graph, weights, padding) is therefore exact, and the float
     model's remaining disagreement is the uint8 quantisation itself."""
-    from pseudosup.features.tflite import load_integer_mobilenet_v2
+    from .tflite_oracle import load_integer_mobilenet_v2
 
     t0 = time.time()
     ours = _integer_outputs(load_integer_mobilenet_v2(TFLITE), images)
@@ -216,7 +219,7 @@ def test_interpreter_kernel_sets_disagree(images, reference):
     the same uint8 model with different (all legitimate) requantisation rounding, and on
     these images TFLite's optimised kernels agree with the default XNNPACK ones on only
     0.817 of the top-1 predictions (the reference kernels: 0.807, measured once)."""
-    from pseudosup.features.tflite import interpreter_outputs, tflite_interpreter
+    from .tflite_oracle import interpreter_outputs, tflite_interpreter
 
     other = interpreter_outputs(tflite_interpreter(TFLITE, threads=2, keep_all=True, kernels="optimized"), images)
     agree = (other["probs"].argmax(1) == reference["probs"].argmax(1)).mean()
@@ -230,7 +233,7 @@ def test_fixed_point_helpers_match_their_definitions():
     from fractions import Fraction
     from math import floor
 
-    from pseudosup.features.tflite import _high_mul, _quantize_multiplier, _shift_round_away, _shift_round_up
+    from .tflite_oracle import _high_mul, _quantize_multiplier, _shift_round_away, _shift_round_up
 
     rng = np.random.default_rng(0)
     for real in [*rng.uniform(1e-6, 0.999, 200), 0.5, 0.25, 1 - 2.0 ** -40, 3.5]:
@@ -267,7 +270,9 @@ def test_converter_refuses_other_networks(tmp_path):
 
 @pytest.mark.shared_data
 def test_integer_model_refuses_what_it_cannot_emulate():
-    from pseudosup.features.tflite import load_integer_mobilenet_v2, load_mobilenet_v2
+    from pseudosup.features.tflite import load_mobilenet_v2
+
+    from .tflite_oracle import load_integer_mobilenet_v2
 
     ptq = SHARED / "coral" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"  # int8 per-channel: the float converter only
     load_mobilenet_v2(ptq)

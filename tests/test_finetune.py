@@ -60,7 +60,8 @@ def group_map(F, groups):
 
 def test_loss_terms_by_definition():
     rng = np.random.default_rng(0)
-    t = lambda *s: torch.from_numpy(rng.standard_normal(s).astype(np.float32))
+    def t(*s):
+        return torch.from_numpy(rng.standard_normal(s).astype(np.float32))
     fa, fp, fn, f, f0 = t(3, 4), t(3, 4), t(3, 2, 4), t(5, 4), t(5, 4)
     s = FT.FinetuneSettings(margin=0.5)
     rank, drift = FT.loss_terms(fa, fp, fn, f, f0, s)

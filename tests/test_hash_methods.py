@@ -1,5 +1,5 @@
 """SH, LDPH (faithful), ldph_nn, DSRH and the mosaic builder: determinism, model-file
-round trips through train.load_model, their definitions, and bad input."""
+round trips through methods.models.load_model, their definitions, and bad input."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from pseudosup import codes as C
+from pseudosup.data import mosaics, multilabel
 from pseudosup.io import PseudosupError, save_npz
-from pseudosup.methods import codes as C
 from pseudosup.methods import registry
-from pseudosup.methods.hashing import dsrh, dsrh_data, ldph
+from pseudosup.methods.hashing import dsrh, ldph
 
 FAST_LDPH = {"pretrain_epochs": 2, "outer_iterations": 1, "pair_epochs": 1, "batch_size": 100, "pairs_per_sample": 2}
 FAST = {"sh": {}, "ldph": FAST_LDPH, "ldph_nn": {**FAST_LDPH, "neighbours": 3, "random_partners": 2,
@@ -46,7 +47,7 @@ def fit(name, bits, X, seed=1, params=None):
 
 @pytest.mark.parametrize("name", ["sh", "ldph", "ldph_nn", "dsrh"])
 def test_same_seed_same_codes_and_load_model_rebuilds(name, tmp_path):
-    from pseudosup.stages.train import load_model
+    from pseudosup.methods.models import load_model
 
     X = data()
     a, b = fit(name, 8, X), fit(name, 8, X)
@@ -206,7 +207,7 @@ def test_dsrh_without_labels_is_a_clear_error():
 
 def test_dsrh_cnn_image_path_runs_and_round_trips(tmp_path):
     """MobileNetV2 (random weights here) + head, from uint8 images to codes and back."""
-    from pseudosup.stages.train import load_model
+    from pseudosup.methods.models import load_model
 
     rng = np.random.default_rng(6)
     imgs = rng.integers(0, 256, size=(24, 32, 32, 3), dtype=np.uint8)
@@ -224,8 +225,8 @@ def test_mosaics_are_seeded_and_labelled_by_the_classes_present():
     rng = np.random.default_rng(7)
     imgs = rng.integers(0, 256, size=(200, 4, 4, 3), dtype=np.uint8)
     labels = np.repeat(np.arange(10), 20)
-    a = dsrh_data.mosaic_protocol(imgs, labels, seed=3, n_database=50, n_queries=10, query_per_class=2)
-    b = dsrh_data.mosaic_protocol(imgs, labels, seed=3, n_database=50, n_queries=10, query_per_class=2)
+    a = mosaics.mosaic_protocol(imgs, labels, seed=3, n_database=50, n_queries=10, query_per_class=2)
+    b = mosaics.mosaic_protocol(imgs, labels, seed=3, n_database=50, n_queries=10, query_per_class=2)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not set(a["query_sources"].ravel()) & set(a["db_sources"].ravel())  # disjoint pools
     for mos, lab, src in zip(a["db_images"], a["db_labels"], a["db_sources"]):
@@ -238,7 +239,7 @@ def test_mosaics_are_seeded_and_labelled_by_the_classes_present():
 def test_scene_reader_on_the_real_files():
     from tests.conftest import SHARED
 
-    X, Y, n_train = dsrh_data.read_scene(SHARED / "scene")
+    X, Y, n_train = multilabel.read_scene(SHARED / "scene")
     assert X.shape == (2407, 294) and Y.shape == (2407, 6) and n_train == 1211
     assert 0 <= X.min() and X.max() <= 1 and set(np.unique(Y)) == {0, 1}
 
@@ -247,4 +248,4 @@ def test_scene_reader_names_a_bad_file(tmp_path):
     (tmp_path / "scene-train.arff").write_text("1,2,3\n")
     (tmp_path / "scene-test.arff").write_text("1,2,3\n")
     with pytest.raises(PseudosupError, match="scene-train.arff: 3 columns"):
-        dsrh_data.read_scene(tmp_path)
+        multilabel.read_scene(tmp_path)

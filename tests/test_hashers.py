@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pseudosup import codes as C
 from pseudosup.io import PseudosupError, load_npz, save_npz
-from pseudosup.methods import codes as C
 from pseudosup.methods import registry
 
 
@@ -41,7 +41,8 @@ def test_itq_rotation_lowers_quantization_error_vs_pca():
     # Same subspace, rotated: ITQ's objective ||B - V R||^2 must be lower.
     Vp, Vi = pcah.project(X), itq.project(X)
     assert np.allclose((Vp ** 2).sum(1), (Vi ** 2).sum(1))
-    loss = lambda V: float(((np.where(V >= 0, 1, -1) - V) ** 2).sum())
+    def loss(V):
+        return float(((np.where(V >= 0, 1, -1) - V) ** 2).sum())
     assert loss(Vi) < loss(Vp)
 
 

@@ -170,7 +170,8 @@ def test_cross_space_modes_by_definition():
     _, ib = knn_graph(B, 20, "cosine")
     k = 5
     src = {(i, j) for i in range(150) for j in ia[i, :k] if i < j and i in ia[j, :k]}
-    in_b = lambda i, j: j in ib[i, :k]
+    def in_b(i, j):
+        return j in ib[i, :k]
     m = cross_space_pairs(ia, ib, dense_sim(A), dense_sim(B), "source", k=k)
     assert {tuple(p) for p in m.pairs.tolist()} == src
     agree = cross_space_pairs(ia, ib, dense_sim(A), dense_sim(B), "agree", k=k)
@@ -181,7 +182,8 @@ def test_cross_space_modes_by_definition():
     i, j = m.pairs[0]
     Bn = B / np.linalg.norm(B, axis=1, keepdims=True)
     assert m.target_sim[0] == pytest.approx(float(Bn[i] @ Bn[j]), abs=1e-5)
-    r = lambda a, b: list(ib[a]).index(b) + 1 if b in ib[a] else 21
+    def r(a, b):
+        return list(ib[a]).index(b) + 1 if b in ib[a] else 21
     assert m.target_rank[0] == max(r(i, j), r(j, i))
 
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
+from pseudosup import codes as C
 from pseudosup.evaluation import ranking as R
-from pseudosup.methods import codes as C
 
 
 def naive_ap(rel_sorted: np.ndarray) -> float:

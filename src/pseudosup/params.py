@@ -9,7 +9,6 @@ that stage under both runners, and nothing else.
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -217,11 +216,8 @@ def _split_dataset(split: str, defined: dict, splits_dir: Path) -> str | None:
         return committed
     if split in defined:
         return defined[split]["dataset"]
-    # Imported by name, not by an import statement: workflow.code_files follows import
-    # statements, and every stage loads params, so a static import would make the protocol
-    # table (and every dataset module) code of every stage. It only decides whether params
-    # are valid, never what a stage writes.
-    protocols = importlib.import_module("pseudosup.data.splits").PROTOCOL_INFO
+    from .data.splits import PROTOCOL_INFO as protocols
+
     return protocols.get(split, {}).get("dataset")
 
 

@@ -425,26 +425,15 @@ class BenchImages:
 
 def groundtruth(raw: Path, protocol: str = "variants"):
     """The protocol's ground truth as item indices: an object with `queries`, `ok`,
-    `junk` (the data layer's InstanceGroundTruth when available)."""
+    `junk` (the data layer's InstanceGroundTruth)."""
     gt = read_manifest(raw)["groundtruth"]
     if protocol not in gt:
         raise PseudosupError(f"protocol '{protocol}' is not one of {sorted(gt)}")
     g = gt[protocol]
-    from . import registry
+    from .registry import InstanceGroundTruth
 
-    cls = getattr(registry, "InstanceGroundTruth", None) or _GroundTruth
-    return cls(np.asarray(g["queries"], np.int64), [np.asarray(x, np.int64) for x in g["ok"]],
+    return InstanceGroundTruth(np.asarray(g["queries"], np.int64), [np.asarray(x, np.int64) for x in g["ok"]],
                [np.asarray(x, np.int64) for x in g["junk"]])
-
-
-@dataclass
-class _GroundTruth:
-    queries: np.ndarray
-    ok: list
-    junk: list
-
-    def __len__(self) -> int:
-        return len(self.queries)
 
 
 def instance_labels(raw: Path) -> np.ndarray:

@@ -7,7 +7,7 @@ paths.shared_data/scene (never downloaded). Items are the 1,211 training rows, t
 
 `cifar10-mosaic2x2` (DERIVED here, not a standard benchmark): 2x2 mosaics of CIFAR-10
 test images (the cifar10-test-jpg JPEGs), labels = the classes present. Built by
-`methods.hashing.dsrh_data.mosaic_protocol` with seed 0: 5,000 database mosaics, then
+`data.mosaics.mosaic_protocol` with seed 0: 5,000 database mosaics, then
 500 query mosaics drawn from a disjoint pool of source images. Items: the database
 mosaics (0..4999), then the queries (5000..5499).
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import PseudosupError
 from .cifar import CIFAR10_TEST_JPG, CLASSES
 from .registry import Dataset, RemoteFile, register
 
@@ -34,6 +35,26 @@ SCENE_FILES = (
 SCENE_TRAIN = 1_211
 
 
+def read_scene(directory) -> tuple[np.ndarray, np.ndarray, int]:
+    """The Boutell `scene` multi-label set (../shared/data/scene): training rows then test
+    rows; 294 colour-moment features (float32) and 6 binary labels (uint8) per row, from
+    headerless CSV files despite the .arff names. Returns (X, Y, n_train)."""
+    parts = []
+    for name in ("scene-train.arff", "scene-test.arff"):
+        path = Path(directory) / name
+        try:
+            a = np.loadtxt(path, delimiter=",", ndmin=2)
+        except (OSError, ValueError) as e:
+            raise PseudosupError(f"{path}: cannot read the scene set ({e}); expected headerless CSV rows of "
+                                 "294 features and 6 labels") from None
+        if a.shape[1] != 300:
+            raise PseudosupError(f"{path}: {a.shape[1]} columns per row, expected 300 (294 features + 6 labels)")
+        parts.append(a)
+    X = np.concatenate([p[:, :294] for p in parts]).astype(np.float32)
+    Y = np.concatenate([p[:, 294:] for p in parts]).astype(np.uint8)
+    return X, Y, len(parts[0])
+
+
 @dataclass
 class Scene(Dataset):
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -41,8 +62,6 @@ class Scene(Dataset):
     def _load(self, raw: Path):
         raw = Path(raw)
         if raw not in self._cache:
-            from ..methods.hashing.dsrh_data import read_scene
-
             self._cache[raw] = read_scene(raw)
         return self._cache[raw]
 
@@ -80,7 +99,7 @@ class CifarMosaic(Dataset):
         """(images, labels, number of database mosaics): database first, then queries."""
         raw = Path(raw)
         if raw not in self._cache:
-            from ..methods.hashing.dsrh_data import mosaic_protocol
+            from .mosaics import mosaic_protocol
             from .registry import get
 
             source = get("cifar10-test-jpg")  # same tar, same layout in this raw directory

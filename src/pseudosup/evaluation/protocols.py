@@ -32,7 +32,6 @@ import numpy as np
 
 from ..io import PseudosupError
 
-
 # --- rankings ----------------------------------------------------------------------------
 
 def rank_by_scores(scores: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:

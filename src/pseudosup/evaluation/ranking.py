@@ -34,15 +34,13 @@ The suite (each function's docstring states its protocol and tie rule):
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.special import gammaln
 
+from ..codes import hamming, to_words
 from ..io import PseudosupError
-from ..methods.codes import hamming, to_words
 
 TIE_RULES = ("expected", "optimistic", "pessimistic", "index")
 

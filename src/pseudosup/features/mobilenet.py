@@ -14,7 +14,6 @@ trainable submodules.
     fmap = net.features(x)                # (n, 1280, h, w): last conv map (224 -> 7x7)
     pooled = net.pooled(x)                # (n, 1280) global average = penultimate features
     logits = net(x)                       # (n, 1001); class 0 = background (TF slim labels)
-    load_mobilenet_v2(path, emulate_uint8=True)   # also round activations to the uint8 grids
     net.classifier                        # nn.Linear(1280, 1001)
     net.features[0], net.features[1:18], net.features[18]   # stem, 17 blocks, head conv
 """

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 POOLINGS = ("mac", "spoc", "gem", "rmac")
 EPS = 1e-6
@@ -104,24 +103,3 @@ class GeM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return l2n(gem(x, self.p))
 
-
-class Pool(nn.Module):
-    """Any fixed pooling as a module."""
-
-    def __init__(self, method: str = "gem", p: float = 3.0, levels: int = 3):
-        super().__init__()
-        self.method, self.p, self.levels = method, p, levels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return pool(x, self.method, self.p, self.levels)
-
-
-def multiscale(fmap_fn, x: torch.Tensor, scales, method: str, p: float = 3.0, levels: int = 3) -> torch.Tensor:
-    """Descriptors at several input scales, averaged, L2-normalised (Radenović et al.)."""
-    acc = None
-    for s in scales:
-        xs = x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False,
-                                            antialias=s < 1)
-        d = pool(fmap_fn(xs), method, p, levels)
-        acc = d if acc is None else acc + d
-    return l2n(acc)

@@ -274,13 +274,6 @@ def _measured_recall(X: np.ndarray, I: np.ndarray, D: np.ndarray, k: int, s: Knn
             "id_recall_at_k": round(id_recall, 5), "recall_sample": int(len(sample))}
 
 
-def recall_against_exact(X: np.ndarray, I: np.ndarray, D: np.ndarray, metric: str = "l2",
-                         sample: int = 1000, seed: int = 0) -> dict:
-    """Recall@k of a given graph (I, D) on a seeded sample of rows (for tests/benchmarks)."""
-    X = _as_float32(X, metric)
-    return _measured_recall(X, I, D, I.shape[1], KnnSettings(recall_sample=sample, seed=seed), 0)
-
-
 # --- sparse rows (bag of words) ---------------------------------------------------------------
 
 def check_sparse_rows(G) -> sp.csr_matrix:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cie import add_task_args, build_task, task_record
+from ..methods.cie_task import LABELS, add_task_args
 from .common import add_params_args, evaluation_settings, params_of
 
 HELP = "compare SIFT, CNN, late fusion, CIE and fine-tuned CNN retrieval on a protocol"
@@ -49,36 +49,12 @@ def add_arguments(p) -> None:
     add_task_args(p)
 
 
-def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0) -> dict:
-    """{method: (scores (nq, n_db), bytes per image)} for the available inputs."""
-    from ..methods.cie import bytes_per_image, normalise_dense
-    from ..mining.features_io import rows
-
-    q, db = task.queries, task.database
-    Gq, Gdb = rows(G, q), rows(G, db)
-    Xq, Xdb = normalise_dense(rows(X, q)), normalise_dense(rows(X, db))
-    s_sift = (Gq @ Gdb.T).toarray()
-    s_cnn = Xq @ Xdb.T
-    b_sift = bytes_per_image("sparse", len(db), nnz=Gdb.nnz)
-    b_cnn = bytes_per_image("dense", len(db), dim=Xdb.shape[1])
-    out = {"sift": (s_sift, b_sift), "cnn": (s_cnn, b_cnn), "fusion": (s_sift + fusion_weight * s_cnn, b_sift + b_cnn)}
-    if E is not None:
-        E = normalise_dense(E)
-        out["cie"] = (Xq @ E.T, bytes_per_image("dense", len(db), dim=E.shape[1]))
-        if (task.query_pos >= 0).all():
-            out["cie-embedded-queries"] = (E[task.query_pos] @ E.T, out["cie"][1])
-    if F is not None:
-        Fq, Fdb = normalise_dense(rows(F, q)), normalise_dense(rows(F, db))
-        out["finetuned"] = (Fq @ Fdb.T, bytes_per_image("dense", len(db), dim=Fdb.shape[1]))
-    return out
-
-
 def run(args) -> None:
     import numpy as np
 
     from .. import provenance as P
     from ..io import PseudosupError, atomic_path, write_json
-    from ..log import log
+    from ..methods.cie_task import TaskSource, build_task, task_record
     from ..mining.features_io import load_dense, load_sparse
 
     params = params_of(args)
@@ -90,10 +66,11 @@ def run(args) -> None:
     P.check_features(args.cnn, xmeta, dataset)
     if G.shape[0] != X.shape[0]:
         raise PseudosupError(f"{args.bow} has {G.shape[0]} rows and {args.cnn} {X.shape[0]}: not the same items")
-    db, task = build_task(args, X.shape[0], dataset)
+    source = TaskSource.from_args(args)
+    db, task = build_task(source, X.shape[0], dataset)
     if task is None:
         raise PseudosupError("a protocol is needed: give --dataset and --raw (and --split or --protocol)")
-    tasks = [task] + [_other_task(args, p, X.shape[0], db) for p in args.also_protocol]
+    tasks = [task] + [_other_task(source, p, X.shape[0], db) for p in args.also_protocol]
     for t in tasks:  # class level: equal scores (the BoW's many zero similarities) by the tie rule
         t.tie_rule = tie_rule if t.kind == "class" else "index"
     E = _load_rows(args.cie, len(db), "database rows (the CIE stage's --split must match)", dataset,
@@ -112,7 +89,7 @@ def run(args) -> None:
         # with several protocols each column pair is named by its protocol
         r.update(name=f"{args.name} {t.name.split('/')[-1]}" if len(runs) > 1 else args.name,
                  fusion_weight=cfg["fusion_weight"], tie_rule=t.tie_rule, files=files)
-    write_json(args.out, {"dataset": dataset, **task_record(args), **runs[0], "also": runs[1:],
+    write_json(args.out, {"dataset": dataset, **task_record(source), **runs[0], "also": runs[1:],
                           **P.stamp(args.bow, args.cnn, args.cie, args.finetuned, args.split, args.raw)})
     if args.metrics:
         results = {"retrieval": {m: {"map": r["map"]} for m, r in runs[0]["results"].items()}}
@@ -125,26 +102,26 @@ def run(args) -> None:
             tmp.write_text(markdown_table(runs))
 
 
-def _other_task(args, protocol: str, n_items: int, db):
+def _other_task(source, protocol: str, n_items: int, db):
     """The task of a further protocol; it must index the same database items."""
-    import argparse
-
     import numpy as np
 
     from ..io import PseudosupError
+    from ..methods.cie_task import build_task
 
-    if args.split is not None:
+    if source.split is not None:
         raise PseudosupError(f"--also-protocol {protocol}: further protocols need an instance protocol "
                              "(--protocol), not a split")
-    db2, task = build_task(argparse.Namespace(**{**vars(args), "protocol": protocol}), n_items)
+    db2, task = build_task(source.with_protocol(protocol), n_items)
     if not np.array_equal(db, db2):
-        raise PseudosupError(f"--also-protocol {protocol}: it indexes other items than --protocol {args.protocol}")
+        raise PseudosupError(f"--also-protocol {protocol}: it indexes other items than --protocol {source.protocol}")
     return task
 
 
 def _score(task, G, X, E, F, fusion_weight: float) -> dict:
     """One protocol: every method's metrics, bytes per image and per-query AP."""
     from ..log import log
+    from ..methods.cie_task import score_all
 
     results = {}
     for method, (scores, nbytes) in score_all(task, G, X, E, F, fusion_weight).items():
@@ -178,11 +155,6 @@ def _indices_sha(db) -> str:
     from ..provenance import ids_sha256
 
     return ids_sha256(db.tolist())
-
-
-LABELS = {"sift": "SIFT-only (BoW inverted index)", "cnn": "CNN-only (pretrained)",
-          "fusion": "late fusion (score sum)", "cie": "CIE (embedded CNN index)",
-          "cie-embedded-queries": "CIE, queries embedded too (transductive)", "finetuned": "fine-tuned CNN"}
 
 
 def markdown_table(runs: list[dict]) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cie import add_task_args, build_task, task_record
+from ..methods.cie_task import add_task_args
 from .common import add_params_args, add_threads_arg, params_of, set_threads, weights_file
 
 HELP = "fine-tune a CNN on mined pairs (complementary supervision) and re-extract its features"
@@ -45,6 +45,7 @@ def run(args) -> None:
     from ..io import PseudosupError, load_npz, save_array, write_json
     from ..log import log
     from ..methods import finetune as FT
+    from ..methods.cie_task import TaskSource, build_task, epoch_scorer, task_record
     from ..mining.knn import knn_graph
 
     set_threads(args.threads)
@@ -67,7 +68,8 @@ def run(args) -> None:
     source = ds.image_source(args.raw)
     n = len(source)
     pairs = FT.check_pairs(parr["item_ids"], n)  # before the expensive work
-    db, task = build_task(args, n, args.dataset)
+    task_source = TaskSource.from_args(args)
+    db, task = build_task(task_source, n, args.dataset)
     if not np.isin(pairs, db).all():
         raise PseudosupError(f"{args.pairs}: pairs reference items outside the indexed database "
                              f"({len(db)} items); mine them on the same split")
@@ -78,7 +80,7 @@ def run(args) -> None:
                                          fcfg.get("min_side", 32))
     f0 = FT.describe(head, acts, fcfg["pooling"], fcfg.get("gem_p", 3.0))
     nbrs = _neighbour_lists(f0, db, s, n, knn_graph, args.threads)
-    callback = _scorer(task) if task is not None else None
+    callback = epoch_scorer(task) if task is not None else None
     history = FT.finetune(head, acts, pairs, nbrs, s, fcfg["pooling"], fcfg.get("gem_p", 3.0), callback)
     F = FT.describe(head, acts, fcfg["pooling"], fcfg.get("gem_p", 3.0))
     meta = {"dataset": args.dataset, "feature": f"{args.feature}-finetuned", "extractor": "cnn-finetuned",
@@ -86,7 +88,7 @@ def run(args) -> None:
             "pairs": {"file": str(args.pairs), "count": int(len(pairs)), "mode": pmeta.get("mode"),
                       "source": pmeta.get("source")},
             "n": int(n), "dim": int(F.shape[1]), "items": P.items_record(args.dataset, n, source.ids),
-            **task_record(args), "skipped": report["skipped"], "code_version": code_version()}
+            **task_record(task_source), "skipped": report["skipped"], "code_version": code_version()}
     stamp = P.stamp(args.pairs, args.split, args.raw, weights_file(fcfg))
     settings = {k: v for k, v in meta.items() if k not in ("skipped", "items")}
     FT.save_checkpoint(args.checkpoint, bb.trunk, {"backbone": fcfg["backbone"], "weights_source": bb.source,
@@ -113,13 +115,8 @@ def _neighbour_lists(f0, db, s, n, knn_graph, threads):
     import numpy as np
 
     length = min(len(db) - 1, s.neg_max_rank or len(db) - 1)
-    _, I = knn_graph(f0[db], length, "l2", 4096, threads)
+    _, idx = knn_graph(f0[db], length, "l2", 4096, threads)
     out = np.full((n, length), -1, np.int64)
-    out[db] = db[I]
+    out[db] = db[idx]
     return out
 
-
-def _scorer(task):
-    def score(epoch, F):
-        return {"map": task.evaluate(F[task.queries] @ F[task.database].T)[0]["map"]}
-    return score

@@ -25,12 +25,13 @@ def run(args) -> None:
     import numpy as np
 
     from .. import provenance as P
+    from ..codes import hamming, to_words
     from ..data import registry
     from ..data.splits import load_split
     from ..io import load_array
-    from ..methods.codes import hamming, to_words
+    from ..methods.models import load_model, model_inputs
     from ..plots import figures
-    from .train import load_model
+    from ..plots.ties import pick_gallery_queries, top_k_with_ties
 
     cfg = params_of(args).get_key(f"experiments.{args.experiment}.gallery")
     split = load_split(args.split)
@@ -42,12 +43,17 @@ def run(args) -> None:
     ds = registry.get(args.dataset)
     images, labels = ds.images(args.raw), ds.labels(args.raw)
     P.check_item_count(args.features, fmeta, len(labels), f"labels in {args.raw}")
-    q = split.part("queries")[: cfg["queries"]]
+    # candidates: the first 20 x `queries` queries; those whose top results are not all at
+    # one Hamming distance come first (a row of ties says nothing about the ranking)
+    q = split.part("queries")[: 20 * cfg["queries"]]
     db = split.part("database")
     P.check_finite(X, np.concatenate([q, db]), args.features, f"a query or database item of {split.name}")
-    dist = hamming(to_words(model.encode(np.asarray(X[q]))), to_words(model.encode(np.asarray(X[db]))))
-    top = np.argsort(dist, axis=1, kind="stable")[:, : cfg["top"]]
-    rows = [(images[qi], [(images[db[j]], labels[db[j]] == labels[qi], int(dist[i, j])) for j in top[i]])
-            for i, qi in enumerate(q)]
+    Xq, Xdb = model_inputs(meta, X, q, db, images=lambda: images, model=args.model, features=args.features)
+    dist = hamming(to_words(model.encode(Xq)), to_words(model.encode(Xdb)))
+    rows, ties = [], []
+    for i in pick_gallery_queries(dist, cfg["top"], cfg["queries"]):
+        top, n_at_kth = top_k_with_ties(dist[i], cfg["top"])
+        rows.append((images[q[i]], [(images[db[j]], labels[db[j]] == labels[q[i]], int(dist[i, j])) for j in top]))
+        ties.append(n_at_kth)
     title = f"{args.experiment}: {meta['feature']} / {meta['method']} {meta['bits']} bits (top {cfg['top']}, Hamming distance shown)"
-    figures.gallery(rows, args.out, title)
+    figures.gallery(rows, args.out, title, ties=ties)

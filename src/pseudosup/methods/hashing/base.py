@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import codes as C
 from ...io import PseudosupError
-from .. import codes as C
 
 
 def check_training_data(X: np.ndarray, bits: int, needs_pca: bool, what: str = "training features") -> None:

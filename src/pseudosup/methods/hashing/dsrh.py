@@ -30,9 +30,9 @@ import math
 
 import numpy as np
 
+from ... import codes as C
 from ...io import PseudosupError
 from ...log import log, progress
-from .. import codes as C
 from ..registry import register
 
 DEFAULTS = {"hidden": 512, "dropout": 0.5, "margin": 5.0, "balance": 1.0, "weight_decay": 5e-4, "lr": 0.01,

@@ -46,9 +46,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import codes as C
 from ...io import PseudosupError
 from ...log import log, progress
-from .. import codes as C
 from ..registry import get, register
 from .base import check_training_data, pca
 
@@ -251,19 +251,39 @@ class LDPH:
                 grads = self.net.backward(acts, masks, out, U[idx] - out)
                 self.net.apply(grads, self.p("lr"), self.p("momentum"), self.p("beta"), orthogonal=False)
 
+    # What a variant may change in the pair epochs (ldph_nn does): the codes each item is
+    # pulled toward, the line (b1, b2) of the distance term, the orthogonality penalty,
+    # and what happens after each epoch. The faithful defaults follow the authors.
+    orthogonal_updates = True
+
+    def _pair_targets(self, U: np.ndarray, U_ref: np.ndarray) -> np.ndarray:
+        """The current codes (the authors' self-targets)."""
+        return U
+
+    def _pair_line(self, x, pairs, weights, d_euc, b1: float, b2: float) -> tuple[float, float]:
+        """(b1, b2) of d_H ~ b1 + b2 d_E for these epochs: the caller's fit."""
+        return b1, b2
+
+    def _after_pair_epoch(self, x: np.ndarray) -> None:
+        pass
+
     def _pair_epochs(self, x, U, U_ref, pairs, weights, d_euc, b1, b2, net_rng, it):
         bs = int(self.p("batch_size"))
         nb = max(1, int(round(len(pairs) / bs)))
         alpha, lam = float(self.p("alpha")), float(self.p("distance_weight"))
+        target = self._pair_targets(U, U_ref)
+        b1, b2 = self._pair_line(x, pairs, weights, d_euc, b1, b2)
         for _ in progress(range(int(self.p("pair_epochs"))), desc=f"{self.name} pairs {it + 1}", unit="epoch"):
             for b in range(nb):
                 sl = slice(b * bs, (b + 1) * bs)
                 pb = pairs[sl]
                 rows = np.concatenate([pb[:, 0], pb[:, 1]])
                 acts, masks, out = self.net.forward(x[rows], net_rng)
-                err = self._pair_error(out, U[rows], U_ref[rows], d_euc[sl], weights[sl], b1, b2, alpha, lam)
+                err = self._pair_error(out, target[rows], U_ref[rows], d_euc[sl], weights[sl], b1, b2, alpha, lam)
                 grads = self.net.backward(acts, masks, out, err)
-                self.net.apply(grads, self.p("lr"), self.p("momentum"), self.p("beta"), orthogonal=True)
+                self.net.apply(grads, self.p("lr"), self.p("momentum"), self.p("beta"),
+                               orthogonal=self.orthogonal_updates)
+            self._after_pair_epoch(x)
 
     def _pair_error(self, out, target, _ref, d_euc, w, b1, b2, alpha, lam):
         m = len(d_euc)

@@ -25,9 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...io import PseudosupError
-from ...log import log, progress
+from ...log import log
 from ..registry import register
-from .ldph import FAITHFUL, LDPH, ols, pair_hamming, _sigmoid, _tanh_opt, _with_bias, TANH_A, TANH_B
+from .ldph import FAITHFUL, LDPH, TANH_A, TANH_B, _sigmoid, _tanh_opt, _with_bias, pair_hamming
 
 NN_DEFAULTS = {
     **FAITHFUL,
@@ -169,8 +169,8 @@ class LDPHNN(LDPH):
 
     def _score(self, x) -> float:
         """mAP of the training items' own neighbours (pseudo ground truth) in Hamming ranking."""
+        from ... import codes as C
         from ...evaluation import ranking as R
-        from .. import codes as C
 
         codes = C.pack(self.net.codes(x))
         rows = self.select_rows
@@ -189,22 +189,24 @@ class LDPHNN(LDPH):
         self._remember(x)  # epoch 0 = the reference itself
         super()._pretrain(x, U, net_rng)
 
-    def _pair_epochs(self, x, U, U_ref, pairs, weights, d_euc, b1, b2, net_rng, it):
-        bs = int(self.p("batch_size"))
-        nb = max(1, int(round(len(pairs) / bs)))
-        alpha, lam = float(self.p("alpha")), float(self.p("distance_weight"))
-        b1, b2 = _weighted_ols(pair_hamming(self.net.codes(x), pairs), d_euc, weights)
-        for _ in progress(range(int(self.p("pair_epochs"))), desc=f"{self.name} pairs {it + 1}", unit="epoch"):
-            for b in range(nb):
-                sl = slice(b * bs, (b + 1) * bs)
-                pb = pairs[sl]
-                rows = np.concatenate([pb[:, 0], pb[:, 1]])
-                acts, masks, out = self.net.forward(x[rows], net_rng)
-                err = self._pair_error(out, U_ref[rows], U_ref[rows], d_euc[sl], weights[sl], b1, b2, alpha, lam)
-                err -= float(self.p("balance")) * (out.mean(axis=0, keepdims=True) - 0.5)
-                grads = self.net.backward(acts, masks, out, err)
-                self.net.apply(grads, self.p("lr"), self.p("momentum"), self.p("beta"), orthogonal=False)
-            self._remember(x)
+    # the pair epochs are LDPH's, with these changes (see the module docstring)
+    orthogonal_updates = False
+
+    def _pair_targets(self, U, U_ref):
+        """The reference codes, never the network's own (no self-targets)."""
+        return U_ref
+
+    def _pair_line(self, x, pairs, weights, d_euc, b1, b2):
+        """(b1, b2) refitted on the current codes, near pairs weighted."""
+        return _weighted_ols(pair_hamming(self.net.codes(x), pairs), d_euc, weights)
+
+    def _pair_error(self, out, target, ref, d_euc, w, b1, b2, alpha, lam):
+        err = super()._pair_error(out, target, ref, d_euc, w, b1, b2, alpha, lam)
+        err -= float(self.p("balance")) * (out.mean(axis=0, keepdims=True) - 0.5)  # bit balance
+        return err
+
+    def _after_pair_epoch(self, x):
+        self._remember(x)
 
 
 def _weighted_ols(d_ham, d_euc, w):

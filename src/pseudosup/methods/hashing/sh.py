@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import codes as C
 from ...io import PseudosupError
-from .. import codes as C
 from ..registry import register
 from .base import check_training_data, pca
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...io import PseudosupError
+from ..io import PseudosupError
 
 NAME = "cifar10-mosaic2x2"
 
@@ -86,25 +86,3 @@ def read_cifar10_test_jpg(tar_path) -> tuple[np.ndarray, np.ndarray, list[str]]:
             labs.append(classes.index(m.name.split("/")[-2]))
             names.append(m.name)
     return np.stack(imgs), np.array(labs, dtype=np.int64), classes
-
-
-def read_scene(directory) -> tuple[np.ndarray, np.ndarray, int]:
-    """The Boutell `scene` multi-label set (../shared/data/scene): training rows then test
-    rows; 294 colour-moment features (float32) and 6 binary labels (uint8) per row, from
-    headerless CSV files despite the .arff names. Returns (X, Y, n_train)."""
-    from pathlib import Path
-
-    parts = []
-    for name in ("scene-train.arff", "scene-test.arff"):
-        path = Path(directory) / name
-        try:
-            a = np.loadtxt(path, delimiter=",", ndmin=2)
-        except (OSError, ValueError) as e:
-            raise PseudosupError(f"{path}: cannot read the scene set ({e}); expected headerless CSV rows of "
-                                 "294 features and 6 labels") from None
-        if a.shape[1] != 300:
-            raise PseudosupError(f"{path}: {a.shape[1]} columns per row, expected 300 (294 features + 6 labels)")
-        parts.append(a)
-    X = np.concatenate([p[:, :294] for p in parts]).astype(np.float32)
-    Y = np.concatenate([p[:, 294:] for p in parts]).astype(np.uint8)
-    return X, Y, len(parts[0])

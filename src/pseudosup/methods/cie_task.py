@@ -1,0 +1,161 @@
+"""The retrieval task of the cross-feature (CIE) experiments, shared by the cie,
+finetune, evaluate-retrieval and plot-cie stages: which items are indexed, how
+retrieval is scored (class labels of a split, or an instance protocol of the dataset's
+ground truth), and the similarity scores of every method compared.
+
+A stage declares the task's options with `add_task_args(parser)` and reads them with
+`TaskSource.from_args(args)`; nothing else here knows about the command line. Imports
+are deferred so that declaring the options stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..io import PseudosupError
+
+# the methods evaluate-retrieval compares, in table / figure order
+LABELS = {"sift": "SIFT-only (BoW inverted index)", "cnn": "CNN-only (pretrained)",
+          "fusion": "late fusion (score sum)", "cie": "CIE (embedded CNN index)",
+          "cie-embedded-queries": "CIE, queries embedded too (transductive)", "finetuned": "fine-tuned CNN"}
+
+
+def add_task_args(p) -> None:
+    """The options naming the indexed items and (optionally) how retrieval is scored."""
+    p.add_argument("--dataset", default=None, help="dataset name (for the scoring protocol)")
+    p.add_argument("--raw", type=Path, default=None, help="the dataset's raw directory")
+    p.add_argument("--split", type=Path, default=None,
+                   help="split file: index its database part, score its queries (class relevance)")
+    p.add_argument("--protocol", default=None,
+                   help="instance protocol of the dataset's ground truth (e.g. variants, multiview); "
+                        "default: class labels of the split, or the dataset's own ground truth")
+
+
+@dataclass(frozen=True)
+class TaskSource:
+    """Where the task comes from: a split file (class relevance), or the dataset's
+    ground truth (`protocol`, None for its default); without dataset and raw directory
+    only the indexed items are known."""
+
+    dataset: str | None = None
+    raw: Path | None = None
+    split: Path | None = None
+    protocol: str | None = None
+
+    @classmethod
+    def from_args(cls, args) -> "TaskSource":
+        """From the options `add_task_args` declared."""
+        return cls(args.dataset, args.raw, args.split, args.protocol)
+
+    def with_protocol(self, protocol: str) -> "TaskSource":
+        return replace(self, protocol=protocol)
+
+
+def build_task(source: TaskSource, n_items: int, dataset: str | None = None):
+    """(database item indices, RetrievalTask or None) for inputs of `n_items` rows, one
+    per item of `dataset` (their sidecars' dataset): the split must be of that dataset
+    and the split / ground truth index only those rows."""
+    from ..data import instance_bench, registry  # noqa: F401 (registers copydays-style-synth)
+    from ..evaluation.protocols import RetrievalTask, task_from_groundtruth
+    from ..provenance import check_split_items
+
+    rows = f"the inputs have {n_items} rows (one per item)"
+    if source.split is not None:
+        from ..data.splits import load_split
+
+        split = load_split(source.split)
+        for want in {dataset, source.dataset} - {None}:
+            if split.dataset != want:
+                raise PseudosupError(f"{source.split}: split of dataset '{split.dataset}', but the inputs are items "
+                                     f"of '{want}'; use a split of '{want}'")
+        check_split_items(split, source.split, n_items, rows)
+        db = split.part("database")
+        if source.dataset is None or source.raw is None:
+            return db, None
+        labels = registry.get(source.dataset).labels(source.raw)
+        if len(labels) != n_items:
+            raise PseudosupError(f"dataset '{source.dataset}' has {len(labels)} labelled items in {source.raw} but "
+                                 f"{rows}; give inputs computed on this dataset")
+        q = split.part("queries")
+        return db, RetrievalTask(split.name, "class", q, db, query_labels=labels[q], db_labels=labels[db])
+    db = np.arange(n_items, dtype=np.int64)
+    if source.dataset is None or source.raw is None:
+        if source.protocol:
+            raise PseudosupError("--protocol needs --dataset and --raw")
+        return db, None
+    ds = registry.get(source.dataset)
+    if ds.num_items(source.raw) != n_items:
+        raise PseudosupError(f"dataset '{source.dataset}' has {ds.num_items(source.raw)} items in {source.raw} but "
+                             f"{rows}; give inputs computed on this dataset")
+    gt = ds.groundtruth(source.raw, source.protocol) if source.protocol else ds.groundtruth(source.raw)
+    parts = ds.parts(source.raw)
+    if "database" in parts:
+        db = np.arange(*parts["database"], dtype=np.int64)
+    return db, task_from_groundtruth(f"{source.dataset}/{source.protocol or 'default'}", gt, db)
+
+
+def task_record(source: TaskSource) -> dict:
+    """What the indexed items / the protocol were, for the outputs' records."""
+    from ..provenance import split_record
+
+    if source.split is not None:
+        from ..data.splits import load_split
+
+        return split_record(load_split(source.split), source.split)
+    return {"protocol": source.protocol}
+
+
+def iteration_scorer(task, G, X, db):
+    """Callback scoring the CNN index after each CIE iteration (queries' original
+    vectors; also their embedded vectors when they are database items) and the
+    embedded BoW."""
+    from ..mining.features_io import rows
+    from .cie import normalise_dense
+
+    q_cnn = normalise_dense(rows(X, task.queries))
+    q_bow = rows(G, task.queries)
+    in_db = task.query_pos >= 0
+
+    def score(t, Xt, Gt):
+        out = {"map_cie": task.evaluate(q_cnn @ Xt.T)[0]["map"],
+               "map_sift_embedded": task.evaluate((q_bow @ Gt.T).toarray())[0]["map"]}
+        if in_db.all():
+            out["map_cie_embedded_queries"] = task.evaluate(Xt[task.query_pos] @ Xt.T)[0]["map"]
+        return out
+    return score
+
+
+def epoch_scorer(task):
+    """Callback scoring fine-tuned descriptors F (one row per item) after each epoch."""
+    def score(epoch, F):
+        return {"map": task.evaluate(F[task.queries] @ F[task.database].T)[0]["map"]}
+    return score
+
+
+def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0) -> dict:
+    """{method: (scores (nq, n_db), bytes per image)} for the available inputs: the bag
+    of words G, the CNN features X, the CIE-embedded index E (database rows), the
+    fine-tuned features F; cosine similarity everywhere."""
+    from ..mining.features_io import rows
+    from .cie import bytes_per_image, normalise_dense
+
+    q, db = task.queries, task.database
+    Gq, Gdb = rows(G, q), rows(G, db)
+    Xq, Xdb = normalise_dense(rows(X, q)), normalise_dense(rows(X, db))
+    s_sift = (Gq @ Gdb.T).toarray()
+    s_cnn = Xq @ Xdb.T
+    b_sift = bytes_per_image("sparse", len(db), nnz=Gdb.nnz)
+    b_cnn = bytes_per_image("dense", len(db), dim=Xdb.shape[1])
+    out = {"sift": (s_sift, b_sift), "cnn": (s_cnn, b_cnn), "fusion": (s_sift + fusion_weight * s_cnn, b_sift + b_cnn)}
+    if E is not None:
+        E = normalise_dense(E)
+        out["cie"] = (Xq @ E.T, bytes_per_image("dense", len(db), dim=E.shape[1]))
+        if (task.query_pos >= 0).all():
+            out["cie-embedded-queries"] = (E[task.query_pos] @ E.T, out["cie"][1])
+    if F is not None:
+        Fq, Fdb = normalise_dense(rows(F, q)), normalise_dense(rows(F, db))
+        out["finetuned"] = (Fq @ Fdb.T, bytes_per_image("dense", len(db), dim=Fdb.shape[1]))
+    return out
