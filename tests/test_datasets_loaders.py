@@ -25,8 +25,19 @@ from pseudosup.data.splits import check_split, nuswide_protocol, per_label_sampl
 from pseudosup.data.ukbench import UKBench
 from pseudosup.io import PseudosupError
 
-from .dataset_fixtures import (HOLIDAYS_GROUPS, NUS_CONCEPTS, cifar_tarball, holidays_archives as holidays_tgz,
-                               holidays_names, jpeg, md5, nuswide_fixture, oxford_fixture, sha256, ukbench_zip)
+from .dataset_fixtures import (
+    HOLIDAYS_GROUPS,
+    NUS_CONCEPTS,
+    cifar_tarball,
+    holidays_names,
+    jpeg,
+    md5,
+    nuswide_fixture,
+    oxford_fixture,
+    sha256,
+    ukbench_zip,
+)
+from .dataset_fixtures import holidays_archives as holidays_tgz
 from .servers import FTPFileServer, HTTPFileServer
 
 FAST = {"retries": 2, "backoff": 0.01}
@@ -78,7 +89,7 @@ def test_restricted_unpickler_refuses_code():
 def test_holidays_over_ftp_groups_queries_and_rotation(tmp_path):
     root = tmp_path / "ftp"
     root.mkdir()
-    archives = holidays_tgz(tmp_path)
+    holidays_tgz(tmp_path)
     n = sum(HOLIDAYS_GROUPS.values())
     with FTPFileServer(root) as ftp:
         files = tuple(dataclasses.replace(f, urls=(ftp.add(f.name, tmp_path / f.name),))

@@ -14,8 +14,15 @@ import pytest
 from PIL import Image
 
 from pseudosup.features import extractors, gist
-from pseudosup.features.images import (BadImage, Fetcher, FileImages, read_image, read_image_with_note, to_layout,
-                                       to_uint8)
+from pseudosup.features.images import (
+    BadImage,
+    Fetcher,
+    FileImages,
+    read_image,
+    read_image_with_note,
+    to_layout,
+    to_uint8,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,6 @@ import yaml
 from .conftest import ROOT, SHARED, copy_project, snakemake
 
 
-
 def job_counts(project, *targets: str) -> dict[str, int]:
     out = snakemake(project, *targets, "--dry-run", "--quiet", "rules").stdout  # --quiet takes several values: targets first
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+(\d+)$", out, re.M)}

@@ -42,7 +42,9 @@ STAGES = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; `only`: build just that stage's sub-command (a job imports and
+    runs the code of its own stage, not of all 25)."""
     parser = argparse.ArgumentParser(
         prog="pseudosup",
         description="Pseudo-supervised learning for image search: the stages of the pipeline. "
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pseudosup {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, module in STAGES.items():
+        if only is not None and name != only:
+            continue
         mod = importlib.import_module(f"pseudosup.stages.{module}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,12 +77,13 @@ def _redirect_stderr(log_path: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv and argv[0] in STAGES else None).parse_args(argv)
     terminal = _redirect_stderr(args.log) if args.log else sys.stderr
     from .log import log, setup_logging
 
     setup_logging(args.verbose)
-    log.info("pseudosup %s", " ".join(argv if argv is not None else sys.argv[1:]))
+    log.info("pseudosup %s", " ".join(argv))
     t0 = time.time()
     try:
         code = args._module.run(args) or 0

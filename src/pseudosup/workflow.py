@@ -26,6 +26,8 @@ PATTERNS = {
     "ceiling": "results/runs/{experiment}/{feature}/euclidean.json",
     "metrics": "results/metrics/{experiment}.json",
     "table": "results/tables/{experiment}.md",
+    "summary": "results/summary/{experiment}",
+    "plot_data": "results/plots/{experiment}",
     "map_vs_bits": "results/figures/{experiment}/map_vs_bits.png",
     "pr_curves": "results/figures/{experiment}/pr_curves.png",
     "gallery": "results/figures/{experiment}/gallery.png",
@@ -96,10 +98,15 @@ class Plan:
         """The sidecar (.json) of a feature file: downstream stages read it too."""
         return path("features_meta", dataset=self.dataset(experiment), feature=feature)
 
+    def extractor(self, feature: str):
+        """The extractor registry entry of a feature (what it needs and writes)."""
+        from .features.extractors import entry
+
+        return entry(self.config["features"][feature]["extractor"])
+
     def backbone(self, dataset: str, feature: str) -> list[str]:
         """The pre-trained checkpoint a feature needs ([] for none)."""
-        cfg = self.config["features"][feature]
-        return [path("backbone", dataset=dataset, feature=feature)] if cfg["extractor"] == "small-cnn" else []
+        return [path("backbone", dataset=dataset, feature=feature)] if self.extractor(feature).backbone else []
 
     def fitted(self, dataset: str, feature: str) -> list[str]:
         """The fitted extractor model a feature needs (vocabulary, whitening; [] for none)."""
@@ -110,30 +117,31 @@ class Plan:
 
     def fit_split(self, feature: str) -> list[str]:
         """The split whose part a vocabulary / whitening is fitted on ([] = the whole dataset)."""
-        cfg = self.config["features"][feature]
-        s = cfg.get("vocabulary") if cfg["extractor"] == "sift-bow" else cfg.get("whitening")
+        from .features.extractors import fit_params
+
+        s = fit_params(self.config["features"][feature])
         return [path("split", split=s["split"])] if s and s.get("split") else []
 
     def weights_file(self, feature: str) -> list[str]:
         """A local weights file of a CNN extractor (an input, so a new file reruns it)."""
         cfg = self.config["features"][feature]
-        w = cfg.get("weights") if cfg["extractor"] == "cnn" else None
+        w = cfg.get("weights") if self.extractor(feature).weights else None
         return [w] if w and w not in ("torchvision", "random") else []
 
     def bow_features_regex(self) -> str:
-        """Wildcard constraint matching exactly the sift-bow features (they have a rule of their own)."""
+        """Wildcard constraint matching exactly the features that write a bag of words
+        (they have a rule of their own)."""
         import re
 
-        names = sorted(f for f, c in self.config["features"].items() if c["extractor"] == "sift-bow")
+        names = sorted(f for f in self.config["features"] if self.extractor(f).bow)
         return "|".join(re.escape(n) for n in names) or "(?!x)x"
 
     def bow_file(self, experiment: str, feature: str) -> str:
         return path("features_bow", dataset=self.dataset(experiment), feature=feature)
 
     def sparse_of(self, experiment: str, feature: str) -> list[str]:
-        """[the sparse bag of words] of a sift-bow feature, also scored by cosine ([] otherwise)."""
-        cfg = self.config["features"][feature]
-        return [self.bow_file(experiment, feature)] if cfg["extractor"] == "sift-bow" else []
+        """[the sparse bag of words] of a feature that writes one, also scored by cosine ([] otherwise)."""
+        return [self.bow_file(experiment, feature)] if self.extractor(feature).bow else []
 
     def pretrain_split(self, feature: str) -> str:
         return path("split", split=self.config["features"][feature]["pretrain"]["split"])
@@ -163,9 +171,6 @@ class Plan:
         if exp["ceiling"]:
             runs += [path("ceiling", experiment=experiment, feature=f) for f in exp["features"]]
         return runs
-
-    def all_run_files(self, names=None) -> list[str]:
-        return [r for e in self.targets(names) for r in self.run_files(e)]
 
     def report_files(self, names=None) -> list[str]:
         """Metrics and table of the hashing / feature experiments (the `report` rule)."""
@@ -235,6 +240,55 @@ class Plan:
         exp = self.experiment(experiment)
         return [(f, m, b) for f in exp["features"] for m in exp["methods"] for b in exp["bits"]]
 
+    # --- the code a job runs ---------------------------------------------------------------
+    def code(self, stage: str, **wildcards) -> list[str]:
+        """Source files job `stage` (with these wildcards) runs: the stage module's
+        closure plus the registry plugins the job uses (see PLUGIN_ACCESS)."""
+        roots = {(f"pseudosup.stages.{stage}", ALL)}
+        opened: set = set()
+        resolved: set = set()
+        while True:
+            files, kinds = _reach(frozenset(roots), frozenset(opened))
+            todo = kinds - resolved
+            if not todo:
+                return _relative(files)
+            for kind in todo:
+                plugins = self.plugins(stage, kind, wildcards)
+                if plugins:
+                    roots |= plugins
+                    opened |= {ref for ref, k in PLUGIN_ACCESS.items() if k == kind}
+            resolved |= todo
+
+    def plugins(self, stage: str, kind: str, wildcards: dict) -> set:
+        """Refs to the plugins of `kind` that job `stage` uses (all of them when its
+        wildcards do not say which; none when the job does not use the kind)."""
+        from .data import registry as datasets
+        from .features import extractors
+        from .methods import registry as hashers
+
+        method = self.config["methods"][wildcards["method"]] if "method" in wildcards else None
+        if kind == "dataset-for-training":
+            # the train stage reads its dataset only for hashers that need labels or images;
+            # opening this cut point leads on to the data registry (the kind "dataset")
+            if method and not hashers.entry(method["hasher"]).reads_dataset:
+                return set()
+            return {("pseudosup.stages.train", "dataset_of")}
+        if kind == "dataset":
+            name = wildcards.get("dataset") or (self.dataset(wildcards["experiment"])
+                                                if "experiment" in wildcards else None)
+            names = datasets.uses(name) if name else datasets.names()
+            return {(m, ALL) for m in map(datasets.module_of, names) if m}
+        if kind == "hasher":
+            if method is None and stage == "evaluate":
+                return set()  # the Euclidean ceiling: no model
+            names = [method["hasher"], hashers.reference_of(method)] if method else hashers.names()
+            return {(hashers.entry(n).module, ALL) for n in names if n}
+        if kind == "extractor":
+            feature = wildcards.get("feature")
+            names = [self.config["features"][feature]["extractor"]] if feature else extractors.names()
+            return {tuple(t.split(":")) for n in names for t in extractors.entry(n).targets}
+        raise ValueError(f"unknown plugin kind {kind!r}")
+
     # --- params --------------------------------------------------------------------------
     def params(self, *keys: str, **wildcards) -> ParamSlice:
         """The values of `keys` (formatted with the job's wildcards)."""
@@ -242,60 +296,178 @@ class Plan:
         return ParamSlice((k, lookup(self.config, k)) for k in resolved)
 
 
-# --- the code a stage runs (for rerun triggers in both runners) -----------------------------
+# --- the code a job runs (rerun triggers in both runners) ----------------------------------
+#
+# A job's code is what its stage can execute: the stage module and, definition by
+# definition, everything it reaches through import statements (a function's own imports
+# count only when something reaches that function), plus the plugins the job selects
+# through a registry, read off its wildcards. Registries import plugins by module path
+# (importlib), which no import statement shows: reaching a registry's `get` (or the
+# extractor registry's `extract` / `fit` / `save_bow`) is recorded as the use of a plugin *kind*, and
+# `Plan.code` adds the registry and the job's plugin of that kind (all of them when the
+# job's wildcards do not say which). Classes and decorated functions count whole (their
+# methods may run from anywhere; decorators register them). Not counted:
+# - files holding only a docstring (most __init__.py): importing them runs no code, so
+#   no edit to them can change what a job writes;
+# - NEUTRAL modules: they only record how a file was made (log lines, the machine record,
+#   the package version and source digest) and import nothing else from the package
+#   (tests/test_code_closure.py checks this); an edit to them changes no computed value,
+#   and making them rerun triggers would rerun every job for a log-format change.
+# Other dynamic imports (importlib with a fixed name) are not followed; there are none
+# in the package today. tests/test_code_closure.py runs a tiny pipeline under a profiler
+# and checks that every package file a job executes is among its code inputs (cli.py
+# aside: it builds the command line; a job's command imports only its own stage).
+
+NEUTRAL = ("pseudosup", "pseudosup.log", "pseudosup.machine")
+PLUGIN_ACCESS = {  # (module, function) -> the plugin kind it loads by name
+    ("pseudosup.data.registry", "get"): "dataset",
+    ("pseudosup.methods.registry", "get"): "hasher",
+    ("pseudosup.features.extractors", "extract"): "extractor",
+    ("pseudosup.features.extractors", "fit"): "extractor",
+    ("pseudosup.features.extractors", "save_bow"): "extractor",
+    # the train stage reads the dataset only for hashers that need labels or images
+    ("pseudosup.stages.train", "dataset_of"): "dataset-for-training",
+}
+ALL = "*"   # a Ref's name: every definition of the module
+TOP = ""    # a Ref's name: the module's import-time code
+
+Ref = tuple  # (module, name)
+
 
 def code_files(stage_module: str, root: Path | None = None) -> list[str]:
-    """Source files (relative to `root`, default the project root) that the stage
-    module `pseudosup.stages.<name>` imports, transitively, within the package."""
-    root = root or PACKAGE_DIR.parent.parent
-    files = sorted(_closure(f"pseudosup.stages.{stage_module}"))
-    return [str(Path(f).resolve().relative_to(root.resolve())) for f in files]
+    """Source files of the stage module `pseudosup.stages.<name>` alone (no plugins;
+    see `Plan.code` for a job's code), relative to `root` (default the project root)."""
+    files, _ = _reach(frozenset({(f"pseudosup.stages.{stage_module}", ALL)}), frozenset())
+    return _relative(files, root)
+
+
+def _relative(files, root: Path | None = None) -> list[str]:
+    root = (root or PACKAGE_DIR.parent.parent).resolve()
+    return sorted(str(Path(f).resolve().relative_to(root)) for f in files)
 
 
 @lru_cache(maxsize=None)
-def _closure(module: str) -> frozenset[str]:
-    seen: set[str] = set()
-    todo = [module]
+def _reach(roots: frozenset, opened: frozenset) -> tuple[frozenset[str], frozenset[str]]:
+    """(files, plugin kinds) reached from `roots`; plugin access points in `opened` are
+    followed, the others recorded as their kind."""
+    seen: set = set()
+    files: set[str] = set()
+    kinds: set[str] = set()
+    todo = list(roots)
     while todo:
-        mod = todo.pop()
-        for f in _module_files(mod):
-            if f not in seen:
-                seen.add(f)
-                todo += _imports_of(f)
-    return frozenset(seen)
+        ref = todo.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        module, name = ref
+        if ref in PLUGIN_ACCESS and ref not in opened:
+            kinds.add(PLUGIN_ACCESS[ref])
+            continue
+        info = _module(module)
+        if info is None:
+            continue
+        if info.counts:
+            files.add(info.file)
+        todo += [(p, TOP) for p in _parents(module)]
+        if name != TOP:
+            todo.append((module, TOP))
+        if name == ALL:  # through each definition, so that access points stay cut
+            todo += [(module, d) for d in info.defs]
+        elif name in info.defs:
+            todo += info.defs[name]
+        elif name in info.aliases:  # a name the module imported (re-exported)
+            todo += _alias_refs(info.aliases[name])
+        todo += info.top if name == TOP else ()
+    return frozenset(files), frozenset(kinds)
 
 
-def _module_files(module: str) -> list[str]:
-    """The module's file plus the __init__.py of every package on its path."""
+def _parents(module: str) -> list[str]:
     parts = module.split(".")
-    base = PACKAGE_DIR.parent
-    files = []
-    for i in range(1, len(parts) + 1):
-        pkg_init = base.joinpath(*parts[:i], "__init__.py")
-        if pkg_init.exists():
-            files.append(str(pkg_init))
-    mod_file = base.joinpath(*parts).with_suffix(".py")
-    if mod_file.exists():
-        files.append(str(mod_file))
-    return files
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _imports_of(file: str) -> list[str]:
-    rel = Path(file).resolve().relative_to(PACKAGE_DIR.parent.resolve()).with_suffix("")
-    parts = list(rel.parts)
-    package = ".".join(parts[:-1])  # for __init__ files this is the package itself
-    out = []
-    for node in ast.walk(ast.parse(Path(file).read_text())):
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names if a.name.startswith("pseudosup")]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if target.startswith("pseudosup"):
-                out.append(target)
-                out += [f"{target}.{a.name}" for a in node.names]  # submodules imported by name
-    return out
+class _Module:
+    """One package module: its file, the refs of its import-time code, of each
+    top-level function, and its module-level import aliases."""
+
+    def __init__(self, name: str, file: Path):
+        self.name, self.file = name, str(file)
+        tree = ast.parse(file.read_text())
+        self.package = name if file.name == "__init__.py" else name.rpartition(".")[0]
+        body = tree.body
+        docstring_only = all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+        self.counts = not docstring_only and name not in NEUTRAL
+        plain = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not n.decorator_list]
+        self.def_names = {n.name for n in plain} | {n.name for n in body if isinstance(n, (ast.ClassDef,
+                                                   ast.FunctionDef, ast.AsyncFunctionDef))}
+        top_nodes = [n for n in body if n not in plain]
+        self.aliases = self._aliases(top_nodes)
+        self.top = self._refs(top_nodes, self.aliases)
+        self.defs = {n.name: self._refs([n], {**self.aliases, **self._aliases([n])}) + [(name, TOP)] for n in plain}
+
+    def _aliases(self, nodes) -> dict:
+        out = {}
+        for node in (n for top in nodes for n in ast.walk(top)):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith("pseudosup"):
+                        out[a.asname or a.name.split(".")[0]] = ("mod", a.name if a.asname else a.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom):
+                target = self._target(node)
+                if target.startswith("pseudosup"):
+                    for a in node.names:
+                        sub = f"{target}.{a.name}"
+                        out[a.asname or a.name] = ("mod", sub) if _module_file(sub) else ("attr", target, a.name)
+        return out
+
+    def _target(self, node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        base = self.package.split(".")
+        base = base[: len(base) - node.level + 1]
+        return ".".join(base + ([node.module] if node.module else []))
+
+    def _refs(self, nodes, aliases: dict) -> list[Ref]:
+        refs: list[Ref] = []
+        attribute_bases = set()
+        for node in (n for top in nodes for n in ast.walk(top)):
+            if isinstance(node, ast.Import):
+                refs += [(a.name, ALL) for a in node.names if a.name.startswith("pseudosup")]
+            elif isinstance(node, ast.ImportFrom):
+                target = self._target(node)
+                if target.startswith("pseudosup"):
+                    refs.append((target, TOP))
+                    refs += [(f"{target}.{a.name}", TOP) for a in node.names if _module_file(f"{target}.{a.name}")]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                alias = aliases.get(node.value.id)
+                if alias and alias[0] == "mod":
+                    refs.append((alias[1], node.attr))
+                    attribute_bases.add(id(node.value))
+        for node in (n for top in nodes for n in ast.walk(top)):
+            # only names read: a class's annotated field `fit: str` is not a use of def fit
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and id(node) not in attribute_bases:
+                if node.id in aliases:
+                    refs += _alias_refs(aliases[node.id])
+                elif node.id in self.def_names:
+                    refs.append((self.name, node.id))
+        return refs
+
+
+def _alias_refs(alias) -> list[Ref]:
+    return [(alias[1], ALL)] if alias[0] == "mod" else [(alias[1], alias[2])]
+
+
+def _module_file(module: str) -> Path | None:
+    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    for f in (base / "__init__.py", base.with_suffix(".py")):
+        if f.is_file():
+            return f
+    return None
+
+
+@lru_cache(maxsize=None)
+def _module(module: str) -> _Module | None:
+    if not module.startswith("pseudosup"):
+        return None
+    f = _module_file(module)
+    return _Module(module, f) if f else None

@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from pseudosup import params as P
 from pseudosup.io import PseudosupError
-from pseudosup.workflow import PATTERNS, WILDCARD_CONSTRAINTS, Plan, code_files
+from pseudosup.workflow import PATTERNS, WILDCARD_CONSTRAINTS, Plan
 
 # Stages read the params file itself (so DVC, which runs the same commands, sees the
 # same values); Snakemake's config must therefore be exactly one whole file.
@@ -19,8 +19,10 @@ PARAMS_FILE = os.path.relpath(_cli_files[-1]) if _cli_files else "params.yaml"
 try:
     _raw = P.load_yaml(PARAMS_FILE)
     if workflow.config_settings.overwrite_config not in ({}, None, _raw):
-        raise PseudosupError("--config overrides are not supported: stages read the params file "
-                             "itself; edit it or pass another complete file with --configfile")
+        raise PseudosupError(
+            "--config overrides are not supported: stages read the params file "
+            "itself; edit it or pass another complete file with --configfile"
+        )
     config.clear()
     config.update(P.validate(_raw, Path(PARAMS_FILE)))
 except PseudosupError as e:
@@ -30,6 +32,7 @@ PLAN = Plan(config)
 THREADS = config["threads"]
 for _exp, _why in PLAN.skipped().items():
     print(f"pseudosup: skipping experiment '{_exp}': {_why}", file=sys.stderr)
+
 
 wildcard_constraints:
     **WILDCARD_CONSTRAINTS,
@@ -42,5 +45,6 @@ def params_of(*keys):
 
 
 def code(stage):
-    """Source files of a stage: a change to the code a rule runs reruns it."""
-    return code_files(stage)
+    """Source files a job of `stage` runs (the stage's own code plus the dataset,
+    extractor and hasher plugins its wildcards select): a change to them reruns it."""
+    return lambda wildcards: PLAN.code(stage, **dict(wildcards.items()))

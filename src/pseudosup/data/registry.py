@@ -237,6 +237,31 @@ class Dataset:
 _REGISTRY: dict[str, Callable[[], Dataset]] = {}
 FOLDER_PREFIX = "folder-"
 
+# Name -> the module that registers it (imported only when the dataset is used, so that
+# listing names or using one dataset never imports the others, and a job's code
+# dependencies are the plugin it uses: see pseudosup.workflow).
+MODULES = {
+    "cifar-10": "pseudosup.data.cifar",
+    "cifar10-test-jpg": "pseudosup.data.cifar",
+    "cifar10-mosaic2x2": "pseudosup.data.multilabel",
+    "copydays-style-synth": "pseudosup.data.instance_bench",
+    "fashion-mnist": "pseudosup.data.fashion_mnist",
+    "gist-1m": "pseudosup.data.texmex",
+    "holidays": "pseudosup.data.holidays",
+    "holidays-rotated": "pseudosup.data.holidays",
+    "nus-wide": "pseudosup.data.nuswide",
+    "nus-wide-lowlevel": "pseudosup.data.nuswide",
+    "oxford5k": "pseudosup.data.oxford",
+    "paris6k": "pseudosup.data.oxford",
+    "scene": "pseudosup.data.multilabel",
+    "sift-1m": "pseudosup.data.texmex",
+    "sift-real-small": "pseudosup.data.texmex",
+    "ukbench": "pseudosup.data.ukbench",
+}
+FOLDER_MODULE = "pseudosup.data.imagefolder"  # every `folder-<name>` dataset
+# Datasets whose plugin reads another registered dataset (get(name) inside the plugin).
+USES = {"cifar10-mosaic2x2": ("cifar10-test-jpg",)}
+
 
 def register(name: str):
     def deco(factory: Callable[[], Dataset]):
@@ -245,24 +270,44 @@ def register(name: str):
     return deco
 
 
-def get(name: str) -> Dataset:
-    """The dataset called `name`. Names starting with `folder-` are the user's own
-    image folders (params `datasets.<name>`; see imagefolder.py)."""
-    _load_builtin()
-    if name in _REGISTRY:
-        return _REGISTRY[name]()
+def module_of(name: str) -> str | None:
+    """The module implementing dataset `name` (not imported); None for a dataset
+    registered in this process by code outside the table (tests, your own scripts)."""
+    if name in MODULES:
+        return MODULES[name]
     if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
-        from .imagefolder import user_folder
-        return user_folder(name)
-    raise PseudosupError(f"unknown dataset '{name}'; registered: {sorted(_REGISTRY)} "
+        return FOLDER_MODULE
+    if name in _REGISTRY:
+        return None
+    raise PseudosupError(f"unknown dataset '{name}'; registered: {names()} "
                          f"(or '{FOLDER_PREFIX}<name>' for an image folder of your own)")
 
 
+def uses(name: str) -> list[str]:
+    """`name` and the datasets its plugin reads, transitively."""
+    out = [name]
+    for other in USES.get(name, ()):
+        out += [n for n in uses(other) if n not in out]
+    return out
+
+
+def get(name: str) -> Dataset:
+    """The dataset called `name`, its module imported now. Names starting with
+    `folder-` are the user's own image folders (params `datasets.<name>`; see imagefolder.py)."""
+    import importlib
+
+    path = module_of(name)
+    if path is None:
+        return _REGISTRY[name]()
+    module = importlib.import_module(path)
+    if name not in MODULES:
+        return module.user_folder(name)
+    if name not in _REGISTRY:
+        raise PseudosupError(f"data/registry.py MODULES says dataset '{name}' is in {MODULES[name]}, but that "
+                             f"module registers no such name; fix the table or the module's @register")
+    return _REGISTRY[name]()
+
+
 def names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    # Import for the side effect of registering; kept here so `get` always sees them.
-    from . import cifar, fashion_mnist, holidays, instance_bench, multilabel, nuswide, oxford, texmex, ukbench  # noqa: F401
+    """Registered dataset names (no plugin is imported)."""
+    return sorted(set(MODULES) | set(_REGISTRY))

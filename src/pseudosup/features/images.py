@@ -29,8 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.loaders.decode import (composite, float_to_uint8, int_to_uint8, pil_to_uint8, sixteen_to_uint8,
-                                   to_colour)
+from ..data.loaders.decode import composite, float_to_uint8, int_to_uint8, pil_to_uint8, sixteen_to_uint8, to_colour
 from ..io import PseudosupError
 
 

@@ -47,6 +47,9 @@ def evaluation_settings(params) -> dict:
 
 
 def weights_file(cfg: dict) -> Path | None:
-    """The local weights file a `cnn` feature reads (an input to record), else None."""
-    w = cfg.get("weights") if cfg.get("extractor") == "cnn" else None
+    """The local weights file a feature reads (an input to record; extractors whose
+    registry entry has `weights`), else None."""
+    from ..features.extractors import entry
+
+    w = cfg.get("weights") if entry(cfg["extractor"]).weights else None
     return Path(w) if w and w not in ("torchvision", "random") and Path(w).is_file() else None

@@ -47,6 +47,7 @@ def run(args) -> None:
     from .. import code_version
     from .. import provenance as P
     from ..data import registry
+    from ..features import extractors
     from ..io import PseudosupError, file_sha256, save_array
     from ..log import log
 
@@ -54,45 +55,46 @@ def run(args) -> None:
     params = params_of(args)
     cfg = params.get_key(f"features.{args.feature}")
     seed = params.get_key("seed") if "seed" in args.keys else 0
+    entry = extractors.entry(cfg["extractor"])
     ds = registry.get(args.dataset)
     meta = {"dataset": args.dataset, "feature": args.feature, "extractor": cfg["extractor"], "params": cfg,
             "skipped": [], "code_version": code_version(), "device": "cpu"}
     inputs = [args.raw, args.backbone, args.fitted, weights_file(cfg)]
-    bow = None
-    if cfg["extractor"] == "vectors":  # vector datasets: their own vectors, streamed
+    source, ids = _items(ds, args.raw, entry.reads)
+    result = _extract(args, cfg, entry, source, seed)
+    meta.update(result.meta)
+    if result.stream:  # vector datasets: their own vectors, written as they are read
         from ..io import save_rows
-        source = ds.vectors(args.raw)
-        meta["n"], meta["dim"] = (int(v) for v in source.shape)
+        meta["n"], meta["dim"] = (int(v) for v in result.dense.shape)
         meta["items"] = P.items_record(args.dataset, meta["n"])
-        save_rows(args.out, source, {**meta, **P.stamp(*inputs)})
+        save_rows(args.out, result.dense, {**meta, **P.stamp(*inputs)})
         log.info("wrote %s: %d x %d (the dataset's own vectors)", args.out, meta["n"], meta["dim"])
         return
-    if cfg["extractor"] == "pixels":
-        from ..features import pixels
-        X = pixels.extract(ds.images(args.raw))
-        ids = _array_ids(ds, args.raw)
-    elif cfg["extractor"] == "small-cnn":
-        X, meta["weights"] = _small_cnn(args, cfg, ds.images(args.raw))
-        ids = _array_ids(ds, args.raw)
-    else:
-        source = ds.image_source(args.raw)
-        X, bow = _image_extractor(args, cfg, source, seed, meta)
-        ids = source.ids
+    X = result.dense
     if not np.isfinite(X).all():
         raise PseudosupError(f"{args.feature}: extractor produced NaN/inf values; refusing to write {args.out}")
     meta["n"], meta["dim"] = int(X.shape[0]), int(X.shape[1])
     meta["items"] = P.items_record(args.dataset, meta["n"], ids)
     stamp = P.stamp(*inputs)
-    if bow is not None:
-        from ..features.bow import save_bow
+    if result.bow is not None:
         bow_out = args.bow_out or bow_path(args.out)
         meta["bow"] = str(bow_out)
         # the sparse file first: the .npy (the declared output) is written last
-        save_bow(bow_out, bow[0], bow[1], {**{k: v for k, v in meta.items() if k not in ("skipped", "converted")},
-                                           **stamp})
+        extractors.save_bow(cfg, bow_out, result.bow,
+                            {**{k: v for k, v in meta.items() if k not in ("skipped", "converted")}, **stamp})
         meta["bow_sha256"] = file_sha256(bow_out)
     save_array(args.out, X.astype(np.float32, copy=False), {**meta, **stamp})
     log.info("wrote %s: %d x %d (%d skipped)", args.out, *X.shape, len(meta.get("skipped", [])))
+
+
+def _items(ds, raw, reads: str):
+    """What the extractor reads (its registry entry's `reads`) and the items' ids."""
+    if reads == "vectors":
+        return ds.vectors(raw), None
+    if reads == "images":
+        return ds.images(raw), _array_ids(ds, raw)
+    source = ds.image_source(raw)
+    return source, source.ids
 
 
 def _array_ids(ds, raw):
@@ -105,26 +107,24 @@ def _array_ids(ds, raw):
     return ds.image_source(raw).ids
 
 
-def _image_extractor(args, cfg, source, seed, meta):
-    import torch
-
+def _extract(args, cfg, entry, source, seed):
     from ..features import extractors
-    from ..io import load_npz
+    from ..io import PseudosupError, load_npz
 
-    torch.set_num_threads(args.threads)
+    if entry.backbone and args.backbone is None:
+        raise PseudosupError(f"features.{args.feature}: the {cfg['extractor']} extractor needs --backbone "
+                             "(made by `pseudosup pretrain`)")
     fitted = None
     if extractors.needs_fit(cfg):
         if args.fitted is None:
-            from ..io import PseudosupError
             raise PseudosupError(f"features.{args.feature}: the {cfg['extractor']} extractor needs --fitted "
                                  "(made by `pseudosup fit-features`)")
         fitted = load_npz(args.fitted)
         _check_fitted(args, cfg, fitted[0])
-    result = extractors.extract(cfg, source, fitted, args.threads, seed)
-    meta.update(result.meta)
+    result = extractors.extract(cfg, source, fitted, args.threads, seed, args.backbone, args.dataset)
     if fitted is not None:
-        meta["fitted_file"] = str(args.fitted)
-    return result.dense, result.bow
+        result.meta["fitted_file"] = str(args.fitted)
+    return result
 
 
 def _check_fitted(args, cfg, fmeta) -> None:
@@ -138,37 +138,3 @@ def _check_fitted(args, cfg, fmeta) -> None:
                              "rerun `pseudosup fit-features`")
     if fmeta.get("dataset") != args.dataset:
         raise PseudosupError(f"{args.fitted}: fitted on dataset '{fmeta['dataset']}', not '{args.dataset}'")
-
-
-def _check_backbone(args, m, state_dict) -> None:
-    """The checkpoint's weights are those it was saved with, pre-trained on this dataset."""
-    from ..io import PseudosupError
-    from ..provenance import state_sha256
-
-    if m.get("dataset") != args.dataset:
-        raise PseudosupError(f"{args.backbone}: pre-trained on dataset '{m.get('dataset')}', not '{args.dataset}'")
-    if m.get("state_sha256") != state_sha256(state_dict):
-        raise PseudosupError(f"{args.backbone}: its weights differ from those it recorded when saved (file changed "
-                             f"after it was written?); delete it and rerun `snakemake {args.backbone}`")
-
-
-def _small_cnn(args, cfg, images):
-    import torch
-
-    from ..features import smallcnn
-    from ..io import PseudosupError
-
-    torch.set_num_threads(args.threads)
-    if args.backbone is None:
-        raise PseudosupError(f"features.{args.feature}: the small-cnn extractor needs --backbone")
-    ckpt = torch.load(args.backbone, map_location="cpu", weights_only=False)
-    m = ckpt["meta"]
-    if m.get("kind") != "small-cnn":
-        raise PseudosupError(f"{args.backbone}: checkpoint of kind '{m.get('kind')}', expected small-cnn")
-    _check_backbone(args, m, ckpt["state_dict"])
-    model = smallcnn.SmallCNN(m["in_channels"], m["config"]["width"], m["config"]["dim"], m["n_classes"])
-    model.load_state_dict(ckpt["state_dict"])
-    X = smallcnn.extract(model, images, cfg["batch_size"])
-    weights = {"checkpoint": str(args.backbone), "trained_on": f"{m['split']}/{m['part']}",
-               "code_version": m["code_version"]}
-    return X, weights

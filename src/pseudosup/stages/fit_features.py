@@ -30,13 +30,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, required=True, help="fitted model (.npz)")
 
 
-def sample_cfg(cfg: dict) -> dict:
-    return cfg["vocabulary"] if cfg["extractor"] == "sift-bow" else cfg["whitening"]
-
-
 def run(args) -> None:
     import numpy as np
-    import torch
 
     from .. import code_version
     from .. import provenance as P
@@ -46,13 +41,12 @@ def run(args) -> None:
     from ..log import log
 
     set_threads(args.threads)
-    torch.set_num_threads(args.threads)
     params = params_of(args)
     cfg = params.get_key(f"features.{args.feature}")
     seed = params.get_key("seed")
     if not extractors.needs_fit(cfg):
         raise PseudosupError(f"features.{args.feature}: extractor {cfg['extractor']} has nothing to fit")
-    sc = sample_cfg(cfg)
+    sc = extractors.fit_params(cfg)  # the sample's params (vocabulary / whitening)
     source = registry.get(args.dataset).image_source(args.raw)
     pool, trained_on = _pool(args, sc, len(source))
     indices = extractors.sample_indices(len(source), pool, sc["sample_images"], seed)

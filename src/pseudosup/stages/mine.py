@@ -34,7 +34,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    import numpy as np
 
     from .. import code_version
     from .. import provenance as P

@@ -139,7 +139,6 @@ def _items(args, n: int):
 
 
 def _verify(images, items, pairs, vcfg: dict, threads: int) -> dict:
-    import numpy as np
 
     from ..mining.geometric import VerifySettings, verify_pairs
 

@@ -2,8 +2,8 @@
 
 The model file (.npz) holds the method, its params, the code length, the arrays that
 define the hash function (mean, projections, network weights), what it encodes
-(`encodes`: features or images), the training set and the code version; `load_model`
-rebuilds any registered hasher from it.
+(`encodes`: features or images), the training set and the code version;
+pseudosup.methods.models.load_model rebuilds any registered hasher from it.
 
 Supervised hashers (DSRH) also read the training items' labels (--dataset/--raw);
 image hashers (dsrh_cnn) read the images of the dataset instead of --features (the
@@ -23,8 +23,6 @@ from .common import add_params_args, add_threads_arg, params_of, set_threads
 
 HELP = "fit a hashing method and save the model"
 ALLOWED_BITS = (8, 16, 24, 32, 48, 64, 96, 128, 256)
-PCA_HASHERS = ("pcah", "itq", "ldph", "ldph_nn")
-ZSCORE_HASHERS = ("ldph", "ldph_nn")
 
 
 def add_arguments(p) -> None:
@@ -53,13 +51,14 @@ def run(args) -> None:
     cfg = params.get_key(f"methods.{args.method}")
     seed = params.get_key("seed")
     cls = check_method(args, cfg)
+    needs = _needs(cfg["hasher"])
     split = load_split(args.split)
     train = split.part("train")
     X, fmeta = load_array(args.features)
     P.check_features(args.features, fmeta, args.dataset)
     P.check_split(split, args.split, fmeta, args.features)
     hasher = cls(args.bits, cfg, seed)
-    if getattr(hasher, "supervised", False):  # torch models: the job's threads, no more
+    if needs.supervised:  # torch models: the job's threads, no more
         import torch
         torch.set_num_threads(args.threads)
     inputs = training_inputs(hasher, args, X, train)
@@ -68,7 +67,7 @@ def run(args) -> None:
     hasher.fit(inputs, labels) if labels is not None else hasher.fit(inputs)
     meta = {"method": args.method, "hasher": cfg["hasher"], "params": cfg, "bits": args.bits, "seed": seed,
             "dataset": fmeta["dataset"], "feature": fmeta["feature"], "dim": int(X.shape[1]),
-            **P.split_record(split, args.split), "encodes": getattr(hasher, "inputs", "features"),
+            **P.split_record(split, args.split), "encodes": needs.inputs,
             "train_items": int(len(train)), "code_version": code_version(),
             **P.stamp(args.features, args.split, args.raw)}
     if getattr(hasher, "history", None):
@@ -77,7 +76,7 @@ def run(args) -> None:
 
 
 def check_method(args, cfg):
-    """The method's own settings, before any data is read."""
+    """The method's own settings, before any data is read; the hasher class."""
     from ..io import PseudosupError
     from ..methods import registry
 
@@ -92,6 +91,13 @@ def check_method(args, cfg):
     return cls
 
 
+def _needs(hasher: str):
+    """What hasher `hasher` needs for training (its methods/registry.py entry)."""
+    from ..methods import registry
+
+    return registry.entry(hasher)
+
+
 def training_inputs(hasher, args, X, train):
     """The training items' features (checked), or their images for image hashers."""
     import numpy as np
@@ -100,18 +106,19 @@ def training_inputs(hasher, args, X, train):
 
     if len(train) == 0:
         raise PseudosupError(f"{args.split}: the 'train' part is empty; nothing to fit {args.method} on")
-    if getattr(hasher, "inputs", "features") == "images":
-        return _dataset(args).images(args.raw)[train]
+    needs = _needs(hasher.name)
+    if needs.inputs == "images":
+        return dataset_of(args).images(args.raw)[train]
     Xt = np.asarray(X[train], dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(Xt).all(axis=0))
     if len(bad):
         raise PseudosupError(f"{args.features}: NaN or infinite values in feature columns {bad[:10].tolist()} "
                              "of the training items; fix the feature stage")
     varying = int((Xt.max(axis=0) > Xt.min(axis=0)).sum()) if len(Xt) else 0
-    if args.bits > Xt.shape[1] and getattr(hasher, "name", "") in PCA_HASHERS:
+    if args.bits > Xt.shape[1] and needs.pca:
         raise PseudosupError(f"{args.features}: {args.bits} bits need PCA to {args.bits} dimensions but the "
                              f"features have only {Xt.shape[1]}; use at most {Xt.shape[1]} bits")
-    if args.bits > varying and getattr(hasher, "name", "") in ZSCORE_HASHERS:
+    if args.bits > varying and needs.zscore:
         # LDPH z-scores its PCA directions: a direction without variance cannot be scaled
         raise PseudosupError(f"{args.features}: {args.bits} bits need {args.bits} varying PCA directions but only "
                              f"{varying} of the {Xt.shape[1]} feature columns vary on the training items "
@@ -124,12 +131,11 @@ def training_inputs(hasher, args, X, train):
 
 
 def training_labels(hasher, args, train):
-    if not getattr(hasher, "supervised", False):
-        return None
-    return _dataset(args).labels(args.raw)[train]
+    """The training items' labels for supervised hashers, else None."""
+    return dataset_of(args).labels(args.raw)[train] if _needs(hasher.name).supervised else None
 
 
-def _dataset(args):
+def dataset_of(args):
     from ..data import registry as data_registry
     from ..io import PseudosupError
 
@@ -137,27 +143,3 @@ def _dataset(args):
         raise PseudosupError(f"method {args.method}: this hasher needs the dataset's labels or images; "
                              "pass --dataset and --raw (the train rule does)")
     return data_registry.get(args.dataset)
-
-
-def model_inputs(model, meta, args, X, q, db):
-    """What a model encodes for the queries and the database: features, or images."""
-    import numpy as np
-
-    from ..io import PseudosupError
-
-    if meta.get("encodes", "features") == "images":
-        images = _dataset(args).images(args.raw)
-        return images[q], images[db]
-    if meta.get("dim") is not None and meta["dim"] != X.shape[1]:
-        raise PseudosupError(f"{args.model}: trained on {meta['dim']}-d features, {args.features} has {X.shape[1]}")
-    return np.asarray(X[q]), np.asarray(X[db])
-
-
-def load_model(path: Path):
-    """Rebuild any registered hasher from its model file."""
-    from ..io import load_npz
-    from ..methods import registry
-
-    meta, arrays = load_npz(path)
-    cls = registry.get(meta["hasher"])
-    return cls.from_arrays(meta["bits"], meta["params"], meta["seed"], arrays), meta
