@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import BIN, FMNIST_DEBIAN, ROOT, copy_project, snakemake
+from .conftest import BIN, FMNIST_DEBIAN, copy_project, snakemake
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FMNIST_DEBIAN.is_dir(), reason="needs Debian's dataset-fashion-mnist")]
@@ -158,7 +158,8 @@ def test_failed_job_leaves_nothing_that_looks_complete(tmp_path):
 def test_dvc_repro_runs_the_same_dag_and_tracks_params(tmp_path):
     project = copy_project(tmp_path)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    run = lambda *a: subprocess.run(a, cwd=project, env=env, capture_output=True, text=True, check=True)
+    def run(*a):
+        return subprocess.run(a, cwd=project, env=env, capture_output=True, text=True, check=True)
     run("git", "init", "-q")
     run("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
     run(str(BIN / "dvc"), "init", "-q")
@@ -171,5 +172,5 @@ def test_dvc_repro_runs_the_same_dag_and_tracks_params(tmp_path):
     cfg["methods"]["itq"]["n_iter"] = 11
     (project / "tests/config/tiny.yaml").write_text(yaml.safe_dump(cfg))
     changed = set(json.loads(run(str(BIN / "dvc"), "status", "--json").stdout))
-    assert changed == {"train_hasher-tiny-pixels-itq-16", "train_hasher-tiny-pixels-itq-32",
-                       "train_hasher-tiny-cnn-small-itq-16", "train_hasher-tiny-cnn-small-itq-32"}, changed
+    assert changed == {"train_hasher@tiny-pixels-itq-16", "train_hasher@tiny-pixels-itq-32",
+                       "train_hasher@tiny-cnn-small-itq-16", "train_hasher@tiny-cnn-small-itq-32"}, changed

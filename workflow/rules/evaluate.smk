@@ -3,8 +3,6 @@
 
 
 rule evaluate_hasher:
-    output:
-        PATTERNS["run"],
     input:
         raw=lambda w: PLAN.raw(w.experiment),
         model=PATTERNS["model"],
@@ -12,16 +10,20 @@ rule evaluate_hasher:
         features_meta=lambda w: PLAN.features_meta(w.experiment, w.feature),
         split=lambda w: PLAN.split(w.experiment),
         code=code("evaluate"),
+    output:
+        PATTERNS["run"],
+    log:
+        "logs/evaluate/{experiment}/{feature}/{method}-{bits}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_hasher/{experiment}/{feature}/{method}-{bits}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         p=params_of("evaluation", "experiments.{experiment}.evaluation"),
         file=PARAMS_FILE,
         dataset=lambda w: PLAN.dataset(w.experiment),
-    threads: 1
-    log:
-        "logs/evaluate/{experiment}/{feature}/{method}-{bits}.log",
-    resources:
-        mem_mb=2000,
-        runtime=30,
     shell:
         "pseudosup evaluate --params {params.file} --keys {params.p} --threads {threads} "
         "--model {input.model} --dataset {params.dataset} --raw {input.raw} "
@@ -29,8 +31,6 @@ rule evaluate_hasher:
 
 
 rule evaluate_euclidean:
-    output:
-        PATTERNS["ceiling"],
     input:
         raw=lambda w: PLAN.raw(w.experiment),
         features=lambda w: PLAN.features(w.experiment, w.feature),
@@ -38,16 +38,20 @@ rule evaluate_euclidean:
         bow=lambda w: PLAN.sparse_of(w.experiment, w.feature),
         split=lambda w: PLAN.split(w.experiment),
         code=code("evaluate"),
+    output:
+        PATTERNS["ceiling"],
+    log:
+        "logs/evaluate/{experiment}/{feature}/euclidean.log",
+    benchmark:
+        "logs/benchmarks/evaluate_euclidean/{experiment}/{feature}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
     params:
         p=params_of("evaluation", "experiments.{experiment}.evaluation"),
         file=PARAMS_FILE,
         dataset=lambda w: PLAN.dataset(w.experiment),
-    threads: 1
-    log:
-        "logs/evaluate/{experiment}/{feature}/euclidean.log",
-    resources:
-        mem_mb=3000,
-        runtime=30,
     shell:
         "pseudosup evaluate --params {params.file} --keys {params.p} --threads {threads} "
         "--euclidean --dataset {params.dataset} --raw {input.raw} "
@@ -55,23 +59,28 @@ rule evaluate_euclidean:
 
 
 rule report:
-    output:
-        metrics=PATTERNS["metrics"],
-        table=PATTERNS["table"],
-        csv=PATTERNS["table"].replace(".md", ".csv"),
     input:
         runs=lambda w: PLAN.run_files(w.experiment),
         mining=lambda w: PLAN.mining_stats(w.experiment),
         code=code("report"),
+    output:
+        metrics=PATTERNS["metrics"],
+        table=table(PATTERNS["table"], "table", "results table", "Markdown"),
+        csv=table(PATTERNS["table"].replace(".md", ".csv"), "table_csv", "results, one row per run", "CSV"),
+        # compact per-run summary (dvc.yaml `metrics:`) and plot data (dvc.yaml `plots:`)
+        summary=directory(PATTERNS["summary"]),
+        plots=directory(PATTERNS["plot_data"]),
+    log:
+        "logs/report/{experiment}.log",
+    benchmark:
+        "logs/benchmarks/report/{experiment}.tsv"
     params:
         p=params_of("experiments.{experiment}"),
         file=PARAMS_FILE,
-    log:
-        "logs/report/{experiment}.log",
     shell:
         "pseudosup report --params {params.file} --keys {params.p} --experiment {wildcards.experiment} "
         "--runs {input.runs} --mining {input.mining} --metrics {output.metrics} "
-        "--table {output.table} --log {log}"
+        "--table {output.table} --summary {output.summary} --plots {output.plots} --log {log}"
 
 
 rule evaluate:

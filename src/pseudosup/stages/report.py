@@ -3,7 +3,10 @@
 Writes results/metrics/<experiment>.json (nested feature -> run -> metric, the file
 DVC shows with `dvc metrics show/diff` and the metrics gate checks), a long-format
 CSV and a Markdown table of mAP per feature x method x bits with the Euclidean
-ceiling.
+ceiling. For DVC it can also write (--summary, --plots) a compact summary, one small
+JSON per run (`dvc metrics show/diff` print one row each), and plot data, one CSV per
+feature x method (mAP vs bits, precision@N and the precision-recall curve at the
+longest code), which dvc.yaml's top-level `plots:` overlay across revisions.
 
 The dataset, split and tie rule come from the run files, not from params: the runs
 must agree with each other (pseudosup.provenance.check_runs_agree) and with the
@@ -31,6 +34,10 @@ def add_arguments(p) -> None:
     p.add_argument("--mining", type=Path, nargs="*", default=[], help="statistics files from `pseudosup mine`")
     p.add_argument("--metrics", type=Path, required=True, help="output metrics (.json)")
     p.add_argument("--table", type=Path, required=True, help="output table (.md; a .csv is written beside it)")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="output folder: one <feature>/<run>.json of headline metrics per run (dvc metrics)")
+    p.add_argument("--plots", type=Path, default=None,
+                   help="output folder: plot data <kind>/<feature>-<method>.csv (dvc plots)")
 
 
 def run(args) -> None:
@@ -55,6 +62,71 @@ def run(args) -> None:
         tmp.write_text(_csv(rows))
     with atomic_path(args.table) as tmp:
         tmp.write_text(markdown_table(args.experiment, exp, runs, metrics))
+    if args.summary:
+        _write_files(args.summary, summary_files(runs))
+    if args.plots:
+        _write_files(args.plots, plot_files(runs))
+
+
+# --- for DVC: a summary that fits a terminal and data-backed plots ----------------------------
+
+# the columns of `dvc metrics show`: few, so that a row fits a terminal
+HEADLINE = ("map", "precision_at_k", "ndcg", "wap")
+
+
+def summary_files(runs: list[dict]) -> dict[str, str]:
+    """<feature>/<run name>.json -> its headline metrics (rounded as in the CSV table)."""
+    return {f"{r['feature']}/{run_name(r)}.json": _json({m: round(r[m], 6) for m in HEADLINE
+                                                        if r.get(m) is not None})
+            for r in runs}
+
+
+def plot_files(runs: list[dict]) -> dict[str, str]:
+    """<kind>/<feature>-<method>.csv -> CSV text: map_vs_bits (bits,map; the Euclidean
+    ceiling as a flat line), precision_at_n (n,precision) and pr_curve (recall,precision),
+    both at the feature's longest code."""
+    out = {}
+    hashed = [r for r in runs if r.get("bits") is not None]
+    for feat in dict.fromkeys(r["feature"] for r in runs):
+        mine = [r for r in hashed if r["feature"] == feat]
+        bits = sorted({r["bits"] for r in mine})
+        for meth in dict.fromkeys(r["method"] for r in mine):
+            series = sorted((r for r in mine if r["method"] == meth), key=lambda r: r["bits"])
+            out[f"map_vs_bits/{feat}-{meth}.csv"] = _table(("bits", "map"), [(r["bits"], r["map"]) for r in series])
+            top = series[-1]
+            if top.get("precision_curve"):
+                c = top["precision_curve"]
+                out[f"precision_at_n/{feat}-{meth}.csv"] = _table(("n", "precision"), zip(c["n"], c["precision"]))
+            if top.get("pr_curve"):
+                c = top["pr_curve"]
+                out[f"pr_curve/{feat}-{meth}.csv"] = _table(("recall", "precision"), zip(c["recall"], c["precision"]))
+        ceiling = next((r for r in runs if r["feature"] == feat and r["method"] == "euclidean"), None)
+        if ceiling and bits:
+            out[f"map_vs_bits/{feat}-euclidean.csv"] = _table(("bits", "map"), [(b, ceiling["map"]) for b in bits])
+    return out
+
+
+def _table(columns, rows) -> str:
+    lines = [",".join(columns)]
+    lines += [",".join(str(round(v, 6)) if isinstance(v, float) else str(v) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
+
+
+def _write_files(folder: Path, files: dict[str, str]) -> None:
+    """Replace `folder` by exactly these files (no stale series from an older run)."""
+    from ..io import atomic_path
+
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        for name, text in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
 
 
 def check_against_params(name: str, exp: dict, runs: list[dict], paths, mining: dict, target="the metrics") -> dict:
