@@ -9,10 +9,16 @@
 # Every rule runs one `pseudosup <stage>` command; all logic lives in src/pseudosup.
 # dvc.yaml is generated from this DAG by `pseudosup dvc-yaml` (never edit it by hand).
 
+
 configfile: "params.yaml"
 
 
+# front page of `snakemake --report report.html` (figures and tables: workflow/report/*.rst)
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
+include: "workflow/rules/helpers.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/mining.smk"

@@ -346,7 +346,8 @@ def test_documented_commands_run_every_job_as_a_slurm_job_with_local_metrics(clu
     ckpt = torch.load(project / "models/fashion-mnist/cnn-small/backbone.pt", weights_only=False)
     assert ckpt["meta"]["device"] == {"kind": "cpu", "torch": "cpu"}
     # DVC on the submit host: record what the cluster produced; then nothing is out of date
-    here = lambda *a: sh(*a, cwd=project)
+    def here(*a):
+        return sh(*a, cwd=project)
     here("git", "init", "-q")
     here("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
     here(BIN / "dvc", "init", "-q")
