@@ -432,3 +432,13 @@ def test_verify_lists_every_file_that_changed_after_it_was_written(tmp_path, cap
     assert failed == sorted(str(p) for p in (feats / "flipped.npy", feats / "nosidecar.npy",
                                              tmp_path / "models" / "bad.npz", tmp_path / "models" / "backbone.pt"))
     assert verify.run(SimpleNamespace(paths=[feats / "good.npy", tmp_path / "models" / "ok.npz", SPLITS])) == 0
+
+
+def test_verify_refuses_a_path_that_does_not_exist(tmp_path):
+    from types import SimpleNamespace
+
+    from pseudosup.io import PseudosupError
+    from pseudosup.stages import verify
+
+    with pytest.raises(PseudosupError, match=r"missing: no such file or directory"):
+        verify.run(SimpleNamespace(paths=[tmp_path / "missing"]))

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io import PseudosupError
+
 HELP = "check the content hashes recorded for the files under data/ and models/"
 SKIP_DIRS = ("raw", "cache")
 
