@@ -28,7 +28,9 @@ CROSS_KINDS = ("results/runs/{e}/retrieval.json", "results/tables/{e}-retrieval.
 def test_committed_params_declare_the_two_cross_experiments():
     config = P.load(ROOT / "params.yaml")
     exps = config["experiments"]
-    assert {"copydays-cie", "cifar10-cie"} <= set(config["targets"])
+    assert "copydays-cie" in config["targets"]
+    # cifar10-cie is built by `everything` / its own target (too slow for CI's budget)
+    assert "cifar10-cie" in exps and "cifar10-cie" not in config["targets"]
     assert exps["copydays-cie"]["cross"]["protocol"] == "variants" and exps["copydays-cie"]["split"] is None
     assert exps["copydays-cie"]["cross"]["also"] == ["multiview"]
     assert exps["cifar10-cie"]["cross"]["verify"] is False and exps["cifar10-cie"]["split"] == "cifar10-test-q1k"
