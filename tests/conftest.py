@@ -68,3 +68,36 @@ def snakemake(project: Path, *args: str, check: bool = True, timeout: int = 900)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+# --- one traced build of the tiny config, shared by the read-only checks -------------------------
+# Building the tiny config takes about a minute on 2 cores; the pipeline, report and
+# code-closure checks read the same build instead of making their own. Every `pseudosup`
+# command of the build runs under a profiler (tests/tracer.py) that records which package
+# files had a function called, for tests/test_code_closure.py.
+
+TINY = ["--cores", "2", "--configfile", "tests/config/tiny.yaml"]
+
+
+class TinyBuild:
+    def __init__(self, project: Path, proc, traces: Path, dry_run: str):
+        self.project, self.proc, self.traces, self.dry_run = project, proc, traces, dry_run
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory) -> TinyBuild:
+    base = tmp_path_factory.mktemp("tiny-built")
+    project = copy_project(base / "p")
+    tracer_bin, traces = base / "bin", base / "traces"
+    tracer_bin.mkdir()
+    traces.mkdir()
+    wrapper = tracer_bin / "pseudosup"
+    wrapper.write_text(f"#!{sys.executable}\n" + (ROOT / "tests" / "tracer.py").read_text())
+    wrapper.chmod(0o755)
+    dry = snakemake(project, *TINY, "--dry-run", "--forceall")
+    env = {"PATH": f"{tracer_bin}:{BIN}:{os.environ['PATH']}", "PSEUDOSUP_TRACE": str(traces)}
+    proc = subprocess.run([str(BIN / "snakemake"), *TINY], cwd=project, capture_output=True, text=True,
+                          timeout=1200, env={**os.environ, **env})
+    if proc.returncode != 0:
+        raise AssertionError(f"tiny build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return TinyBuild(project, proc, traces, dry.stdout)

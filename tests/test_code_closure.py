@@ -197,71 +197,31 @@ def test_unknown_names_say_what_exists():
 # --- completeness: the code a job really runs is among its declared code ------------------------
 # The tests above bound the lists from above; this one bounds them from below, which is
 # the direction that matters: a module a job runs but does not list would not rerun the
-# job when it changes. Every `pseudosup` command of a tiny pipeline runs under a
-# profiler that records which package files had a function called; each file must be
+# job when it changes. Every `pseudosup` command of the tiny build (conftest.tiny_built)
+# runs under a profiler that records which package files had a function called; each must be
 # in that job's code inputs, apart from the modules that only record how a file was made
-# (workflow.NEUTRAL) and the command-line front end (it imports every stage to build the
-# parser; argument parsing does not change what a stage computes).
-
-TRACER = """#!{python}
-import json, os, sys, threading
-hit = set()
-
-def prof(frame, event, arg):
-    if event == "call" and "/src/pseudosup/" in frame.f_code.co_filename and frame.f_code.co_name != "<module>":
-        hit.add(frame.f_code.co_filename)
-
-sys.setprofile(prof)
-threading.setprofile(prof)
-from pseudosup.cli import main
-try:
-    rc = main(sys.argv[1:])
-except SystemExit as e:
-    rc = e.code
-finally:
-    sys.setprofile(None)
-    with open(os.path.join(os.environ["PSEUDOSUP_TRACE"], f"{{os.getpid()}}.json"), "w") as fh:
-        json.dump({{"argv": sys.argv[1:], "files": sorted(hit)}}, fh)
-sys.exit(rc)
-"""
-
+# (workflow.NEUTRAL) and the command-line front end cli.py (argument parsing does not
+# change what a stage computes).
 
 def _log_of(argv: list[str]) -> str:
     return argv[argv.index("--log") + 1]
 
 
 @pytest.mark.slow
-def test_every_file_a_job_runs_is_among_its_code_inputs(tmp_path):
+def test_every_file_a_job_runs_is_among_its_code_inputs(tiny_built):
     import json
-    import os
 
-    from .conftest import BIN, copy_project
-
-    project = copy_project(tmp_path / "p")
-    tracer_bin, traces = tmp_path / "bin", tmp_path / "traces"
-    tracer_bin.mkdir()
-    traces.mkdir()
-    (tracer_bin / "pseudosup").write_text(TRACER.format(python=sys.executable))
-    (tracer_bin / "pseudosup").chmod(0o755)
-    config = ["--cores", "2", "--configfile", "tests/config/tiny.yaml"]
-    dry = subprocess.run([str(SNAKEMAKE), "-n", "--forceall", *config], cwd=project, capture_output=True,
-                         text=True, timeout=300)
-    assert dry.returncode == 0, dry.stderr[-2000:]
     declared = {}
-    for block in re.split(r"\n(?=(?:local)?rule \S+:\n)", dry.stdout):
+    for block in re.split(r"\n(?=(?:local)?rule \S+:\n)", tiny_built.dry_run):
         inputs = re.search(r"\n\s+input: (.*)", block)
         log = re.search(r"\n\s+log: (\S+)", block)
         if inputs and log:
             declared[log.group(1)] = {f for f in inputs.group(1).split(", ") if f.startswith("src/")}
-    env = {**os.environ, "PATH": f"{tracer_bin}:{BIN}:{os.environ['PATH']}", "PSEUDOSUP_TRACE": str(traces)}
-    run = subprocess.run([str(SNAKEMAKE), *config], cwd=project, capture_output=True, text=True, env=env,
-                         timeout=1200)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     exempt = {f"src/pseudosup/{m.replace('pseudosup', '').strip('.').replace('.', '/') or '__init__'}.py"
               for m in W.NEUTRAL} | {"src/pseudosup/cli.py"}
     checked, missing = 0, {}
-    for trace in traces.glob("*.json"):
+    for trace in tiny_built.traces.glob("*.json"):
         t = json.loads(trace.read_text())
         if "--log" not in t["argv"] or _log_of(t["argv"]) not in declared:
             continue

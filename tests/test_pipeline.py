@@ -22,11 +22,10 @@ TINY = ["--cores", "2", "--configfile", "tests/config/tiny.yaml"]
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """One complete run of the tiny config, shared by the read-only checks."""
-    project = copy_project(tmp_path_factory.mktemp("tiny"))
-    proc = snakemake(project, *TINY)
-    return project, proc
+def tiny_run(tiny_built):
+    """The session's complete run of the tiny config (conftest.tiny_built), shared by the
+    read-only checks."""
+    return tiny_built.project, tiny_built.proc
 
 
 def metrics(project: Path) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FMNIST_DEBIAN, copy_project, snakemake
+from .conftest import FMNIST_DEBIAN, snakemake
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FMNIST_DEBIAN.is_dir(), reason="needs Debian's dataset-fashion-mnist")]
@@ -71,10 +71,9 @@ window.addEventListener("load", async () => {
 
 
 @pytest.fixture(scope="module")
-def tiny_report(tmp_path_factory):
-    """The tiny config built in a copy of the project, then its HTML report."""
-    project = copy_project(tmp_path_factory.mktemp("report"))
-    snakemake(project, *TINY)
+def tiny_report(tiny_built):
+    """The session's build of the tiny config (conftest.tiny_built), then its HTML report."""
+    project = tiny_built.project
     snakemake(project, *TINY, "--report", "report.html")
     return project, project / "report.html"
 
