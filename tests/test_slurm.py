@@ -350,10 +350,15 @@ def test_documented_commands_run_every_job_as_a_slurm_job_with_local_metrics(clu
         return sh(*a, cwd=project)
     here("git", "init", "-q")
     here("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
-    here(BIN / "dvc", "init", "-q")
+    # the committed DVC config, as a clone has it (hard-linked cache: docs/cluster.md)
+    shutil.copytree(ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    shutil.copy2(ROOT / ".dvcignore", project / ".dvcignore")
     here(BIN / "pseudosup", "dvc-yaml", "--params", "tests/config/tiny.yaml")
     here(BIN / "dvc", "commit", "-f", "-q")
     assert json.loads(here(BIN / "dvc", "status", "--json").stdout) == {}
+    # ... and Snakemake, on the cluster profile, still has nothing to do
+    again = here(BIN / "snakemake", "--profile", "profiles/slurm", "--dry-run", *TINY)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
 
 
 @pytest.mark.slurm
