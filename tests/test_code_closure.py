@@ -27,18 +27,25 @@ def dry_run_jobs(target: str) -> list[dict]:
     r = subprocess.run([str(SNAKEMAKE), "-n", "--forceall", "--cores", "1", target], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return parse_dry_run(r.stdout)
+
+
+def parse_dry_run(text: str) -> list[dict]:
+    """The jobs of a `snakemake -n --forceall` printout: rule, input files, wildcards, log."""
     jobs = []
-    for block in re.split(r"\n(?=rule \S+:\n)", r.stdout):
-        m = re.match(r"rule (\S+):\n", block)
+    for block in re.split(r"\n(?=(?:local)?rule \S+:\n)", text):
+        m = re.match(r"(?:local)?rule (\S+):\n", block)
         if not m:
             continue
-        job = {"rule": m.group(1), "input": [], "wildcards": {}}
+        job = {"rule": m.group(1), "input": [], "wildcards": {}, "log": None}
         for line in block.splitlines():
             key, _, value = line.strip().partition(": ")
             if key == "input":
                 job["input"] = value.split(", ")
             elif key == "wildcards":
                 job["wildcards"] = dict(kv.split("=", 1) for kv in value.split(", "))
+            elif key == "log":
+                job["log"] = value
         jobs.append(job)
     return jobs
 
@@ -211,12 +218,7 @@ def _log_of(argv: list[str]) -> str:
 def test_every_file_a_job_runs_is_among_its_code_inputs(tiny_built):
     import json
 
-    declared = {}
-    for block in re.split(r"\n(?=(?:local)?rule \S+:\n)", tiny_built.dry_run):
-        inputs = re.search(r"\n\s+input: (.*)", block)
-        log = re.search(r"\n\s+log: (\S+)", block)
-        if inputs and log:
-            declared[log.group(1)] = {f for f in inputs.group(1).split(", ") if f.startswith("src/")}
+    declared = {j["log"]: set(code_of(j)) for j in parse_dry_run(tiny_built.dry_run) if j["log"]}
 
     exempt = {f"src/pseudosup/{m.replace('pseudosup', '').strip('.').replace('.', '/') or '__init__'}.py"
               for m in W.NEUTRAL} | {"src/pseudosup/cli.py"}
