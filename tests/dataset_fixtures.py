@@ -199,3 +199,74 @@ def evil_tarball(dest: Path, how: str) -> Path:
             info.type, info.linkname = tarfile.SYMTYPE, "../../../etc/passwd"
             tf.addfile(info)
     return dest
+
+
+# --- MIRFLICKR-25K -----------------------------------------------------------------------------
+
+# Written out here (not imported from pseudosup.data.mirflickr), so the fixture is an independent
+# statement of the archive's file names.
+MIR_CONCEPTS = ("animals", "baby", "bird", "car", "clouds", "dog", "female", "flower", "food", "indoor", "lake",
+                "male", "night", "people", "plant_life", "portrait", "river", "sea", "sky", "structures", "sunset",
+                "transport", "tree", "water")
+MIR_RELEVANT = ("baby", "bird", "car", "clouds", "dog", "female", "flower", "male", "night", "people", "portrait",
+                "river", "sea", "tree")
+MIR_UNLABELLED = (3, 17, 29)  # 0-based items with none of the 24 labels
+
+
+def mirflickr_images_zip(dest: Path, n: int = 40, skip: tuple[int, ...] = ()) -> Path:
+    """mirflickr25k.zip: mirflickr/im1.jpg .. im<n>.jpg (image numbers in `skip` left out),
+    per-image metadata under mirflickr/meta/ (tags, tags_raw, exif, exif_raw, license) and
+    mirflickr/doc/, and directory entries, as the real archive is laid out (the metadata
+    is not read: its inner file names beyond meta/tags/tags<k>.txt are as far as known)."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+        for d in ("mirflickr/", "mirflickr/doc/", "mirflickr/meta/", "mirflickr/meta/tags/",
+                  "mirflickr/meta/tags_raw/", "mirflickr/meta/exif/", "mirflickr/meta/exif_raw/",
+                  "mirflickr/meta/license/"):
+            z.writestr(zipfile.ZipInfo(d), b"")
+        z.writestr("mirflickr/doc/common_tags.txt", "sky 1500\nwater 1200\nportrait 900\n")
+        for k in range(1, n + 1):
+            if k not in skip:
+                z.writestr(f"mirflickr/im{k}.jpg", jpeg(500 + k, (10 + k % 7, 12 + k % 5)))
+            z.writestr(f"mirflickr/meta/tags/tags{k}.txt", "sky\nwater\n")
+            z.writestr(f"mirflickr/meta/tags_raw/tags{k}.txt", "Sky\nWater\n")
+            z.writestr(f"mirflickr/meta/exif/exif{k}.txt", "-Make\nCanon\n")
+            z.writestr(f"mirflickr/meta/exif_raw/exif{k}.txt", "-Make\nCanon\n")
+            z.writestr(f"mirflickr/meta/license/license{k}.txt", "Attribution License\n")
+    return dest
+
+
+def mirflickr_label_lists(potential: np.ndarray, relevant: np.ndarray) -> dict[str, list[int]]:
+    """Label file name -> the 1-based image numbers it lists (ascending)."""
+    lists = {f"{c}.txt": (np.flatnonzero(potential[:, j]) + 1).tolist() for j, c in enumerate(MIR_CONCEPTS)}
+    lists.update({f"{c}_r1.txt": (np.flatnonzero(relevant[:, j]) + 1).tolist() for j, c in enumerate(MIR_RELEVANT)})
+    return lists
+
+
+def mirflickr_annotations_zip(dest: Path, lists: dict[str, list], readme: bool = True) -> Path:
+    """mirflickr25k_annotations_v080.zip: the label files at the top level, one image number
+    per line, plus README.txt. `lists` values are written as given (ints or raw strings)."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+        if readme:
+            z.writestr("README.txt", "MIRFLICKR-25000 annotations v080: <concept>.txt lists the images in which the "
+                                     "concept is potentially present, <concept>_r1.txt those where it is relevant.\n")
+        for name in sorted(lists):
+            z.writestr(name, "".join(f"{v}\n" for v in lists[name]))
+    return dest
+
+
+def mirflickr_fixture(dest_dir: Path, n: int = 40, seed: int = 0) -> dict:
+    """Both archives of MIRFLICKR-25K for `n` images in `dest_dir`, with random labels: the
+    24 potential concepts (items MIR_UNLABELLED have none), the 14 relevant ones a subset of
+    the potential ones. Returns the labels, the label lists and the paths."""
+    rng = np.random.default_rng(seed)
+    potential = (rng.random((n, len(MIR_CONCEPTS))) < 0.2).astype(np.uint8)
+    empty = np.flatnonzero(potential.sum(1) == 0)
+    potential[empty, rng.integers(0, len(MIR_CONCEPTS), len(empty))] = 1
+    potential[list(MIR_UNLABELLED)] = 0
+    cols = [MIR_CONCEPTS.index(c) for c in MIR_RELEVANT]
+    relevant = (potential[:, cols] & (rng.random((n, len(cols))) < 0.6)).astype(np.uint8)
+    lists = mirflickr_label_lists(potential, relevant)
+    images = mirflickr_images_zip(dest_dir / "mirflickr25k.zip", n)
+    annotations = mirflickr_annotations_zip(dest_dir / "mirflickr25k_annotations_v080.zip", lists)
+    return {"n": n, "labels": potential, "relevant": relevant, "lists": lists, "images": images,
+            "annotations": annotations}

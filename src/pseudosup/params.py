@@ -217,7 +217,10 @@ def _split_dataset(split: str, defined: dict, splits_dir: Path) -> str | None:
     if split in defined:
         return defined[split]["dataset"]
     from .data.splits import PROTOCOL_INFO as protocols
+    from .data.standin import PREFIX
 
+    if split.startswith(PREFIX) and split[len(PREFIX):] in protocols:  # a protocol drawn from a stand-in
+        return PREFIX + protocols[split[len(PREFIX):]]["dataset"]
     return protocols.get(split, {}).get("dataset")
 
 

@@ -13,7 +13,7 @@ numbers (class folder names sorted alphabetically coincide with CIFAR-10's order
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,13 @@ class Cifar10(Dataset):
 
     def num_items(self, raw: Path) -> int:
         return 6 * self.per_batch
+
+    def resized(self, counts: dict) -> "Cifar10":
+        """Another batch size (a stand-in's): {"per_batch": n}."""
+        if set(counts) - {"per_batch"}:
+            raise PseudosupError(f"{self.name}: unknown counts {sorted(set(counts) - {'per_batch'})} "
+                                 "(CIFAR-10 has per_batch)")
+        return replace(self, per_batch=int(counts["per_batch"]), _cache={}) if counts else self
 
     def images(self, raw: Path) -> np.ndarray:
         return self._load(raw)[0]

@@ -14,7 +14,7 @@ each ranking before computing AP (revisitop compute_map, trapezoid rule).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,16 @@ class Buildings(Dataset):
                     raise PseudosupError(f"{path}: query {j} '{key}' indices outside the {len(imlist)} images")
         self._cache[path] = {"imlist": imlist, "qimlist": qimlist, "gnd": gnd}
         return self._cache[path]
+
+    def resized(self, counts: dict) -> "Buildings":
+        """Other sizes (a stand-in's): {"database": n, "queries": nq}."""
+        if set(counts) - {"database", "queries"}:
+            raise PseudosupError(f"{self.name}: unknown counts {sorted(set(counts) - {'database', 'queries'})} "
+                                 "(it has: database, queries)")
+        if not counts:
+            return self
+        want = (int(counts.get("database", self.expected[0])), int(counts.get("queries", self.expected[1])))
+        return replace(self, expected=want, _cache={})
 
     def num_items(self, raw: Path) -> int:
         g = self.gnd(raw)

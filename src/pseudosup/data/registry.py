@@ -209,6 +209,25 @@ class Dataset:
     def parts(self, raw: Path) -> dict[str, tuple[int, int]]:
         return {"all": (0, self.num_items(raw))}
 
+    def resized(self, counts: dict) -> "Dataset":
+        """This dataset with other expected sizes (a stand-in's `counts`; see
+        data/standin.py): key k sets the reader's field `expected_<k>` (e.g. Holidays
+        images/groups, UKBench images, NUS-WIDE images/concepts). Readers whose sizes
+        live elsewhere override it (TEXMEX, CIFAR-10, Oxford/Paris)."""
+        import dataclasses
+
+        if not counts:
+            return self
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(k for k in counts if f"expected_{k}" not in names)
+        if unknown:
+            known = sorted(n[len("expected_"):] for n in names if n.startswith("expected_"))
+            raise PseudosupError(f"dataset '{self.name}': unknown counts {unknown} (it has: {known})")
+        changes = {f"expected_{k}": int(v) for k, v in counts.items()}
+        if "_cache" in names:
+            changes["_cache"] = {}
+        return dataclasses.replace(self, **changes)
+
     def materialise_local(self, tmp: Path) -> dict:
         """Datasets made from material the user provides (image folders, the NUS-WIDE
         images) write it into the raw directory `tmp` here; returns manifest entries."""
@@ -249,6 +268,7 @@ MODULES = {
     "gist-1m": "pseudosup.data.texmex",
     "holidays": "pseudosup.data.holidays",
     "holidays-rotated": "pseudosup.data.holidays",
+    "mirflickr-25k": "pseudosup.data.mirflickr",
     "nus-wide": "pseudosup.data.nuswide",
     "nus-wide-lowlevel": "pseudosup.data.nuswide",
     "oxford5k": "pseudosup.data.oxford",
@@ -259,8 +279,46 @@ MODULES = {
     "ukbench": "pseudosup.data.ukbench",
 }
 FOLDER_MODULE = "pseudosup.data.imagefolder"  # every `folder-<name>` dataset
+STANDIN_PREFIX = "standin-"
+STANDIN_MODULE = "pseudosup.data.standin"     # every `standin-<dataset>` (data/standin.py)
 # Datasets whose plugin reads another registered dataset (get(name) inside the plugin).
 USES = {"cifar10-mosaic2x2": ("cifar10-test-jpg",)}
+
+
+def availability(name: str, paths: dict | None = None, options: dict | None = None) -> tuple[bool, str]:
+    """`get(name).available(paths)` with the dataset's params options (`datasets.<name>`,
+    e.g. NUS-WIDE's images), also for a dataset that cannot even be built here (a
+    stand-in without its manifest): never raises."""
+    import importlib
+
+    if module_of(name) == STANDIN_MODULE:  # its manifest decides (imported by path: no job's code)
+        ok, why = importlib.import_module(STANDIN_MODULE).available(name)
+        if not ok:
+            return ok, why
+    try:
+        ds = get(name)
+        ds.options = {**ds.options, **(options or {})}
+        return ds.available(paths)
+    except PseudosupError as e:
+        return False, str(e)
+
+
+def to_download(name: str, paths: dict | None = None, root: Path = Path(".")) -> list[str]:
+    """The files of dataset `name` that only the network can give here: not in its raw
+    directory (data/raw/<name>, made by the download stage), the mirror, a local copy
+    (e.g. Debian's package) or the download cache. Local-only datasets and stand-ins
+    (served from this machine) download nothing."""
+    ds = get(name)
+    if ds.shared is not None or name.startswith(STANDIN_PREFIX) or (root / "data/raw" / name).is_dir():
+        return []
+    mirror = os.environ.get("PSEUDOSUP_MIRROR") or (paths or {}).get("mirror")
+    dirs = [Path(d) for d in ds.local_dirs] + [root / "data/cache/downloads" / name]
+    if mirror:
+        dirs += [Path(mirror), Path(mirror) / name]
+    def here(f: RemoteFile) -> bool:  # the archive, or (in a mirror) its extracted members
+        names = [[f.name]] + ([[m.name for m in f.members]] if f.members else [])
+        return any(all((d / n).is_file() for n in group) for d in dirs for group in names)
+    return [f.name for f in ds.files if f.urls and not here(f)]
 
 
 def register(name: str):
@@ -277,15 +335,20 @@ def module_of(name: str) -> str | None:
         return MODULES[name]
     if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
         return FOLDER_MODULE
+    if name.startswith(STANDIN_PREFIX) and name[len(STANDIN_PREFIX):] in MODULES:
+        return STANDIN_MODULE
     if name in _REGISTRY:
         return None
     raise PseudosupError(f"unknown dataset '{name}'; registered: {names()} "
-                         f"(or '{FOLDER_PREFIX}<name>' for an image folder of your own)")
+                         f"(or '{FOLDER_PREFIX}<name>' for an image folder of your own, "
+                         f"'{STANDIN_PREFIX}<dataset>' for a stand-in: data/standin.py)")
 
 
 def uses(name: str) -> list[str]:
     """`name` and the datasets its plugin reads, transitively."""
     out = [name]
+    if name.startswith(STANDIN_PREFIX):  # a stand-in runs its real dataset's reader
+        out += [n for n in uses(name[len(STANDIN_PREFIX):]) if n not in out]
     for other in USES.get(name, ()):
         out += [n for n in uses(other) if n not in out]
     return out
@@ -300,6 +363,8 @@ def get(name: str) -> Dataset:
     if path is None:
         return _REGISTRY[name]()
     module = importlib.import_module(path)
+    if path == STANDIN_MODULE:
+        return module.standin(name)
     if name not in MODULES:
         return module.user_folder(name)
     if name not in _REGISTRY:

@@ -313,11 +313,13 @@ def _cifar10_test_q1k(labels: np.ndarray, seed: int) -> Split:
 @protocol("cifar10-q1k", "cifar-10",
           "CIFAR-10 (all 60,000): 1,000 test images as queries (100 per class), the other 59,000 images "
           "are the database; training set = 5,000 database images (500 per class); relevance = same class")
-def _cifar10_q1k(labels: np.ndarray, seed: int) -> Split:
+def _cifar10_q1k(labels: np.ndarray, seed: int, per_query: int = 100, per_train: int = 500) -> Split:
+    # the counts are keywords for tiny stand-ins only (data/standin.py records them in the split)
     rng = np.random.default_rng(seed)
-    queries = per_class_sample(labels, np.arange(50_000, 60_000), 100, rng)
-    database = np.setdiff1d(np.arange(60_000), queries)
-    train = per_class_sample(labels, database, 500, rng)
+    n = len(labels)  # 60,000; a stand-in has fewer, its test batch still the last sixth
+    queries = per_class_sample(labels, np.arange(n * 5 // 6, n), per_query, rng)
+    database = np.setdiff1d(np.arange(n), queries)
+    train = per_class_sample(labels, database, per_train, rng)
     return Split("cifar10-q1k", *_info("cifar10-q1k"), "class", seed,
                  {"queries": queries, "database": database, "train": train})
 
@@ -351,14 +353,14 @@ def nuswide_protocol(name: str, source, seed: int, top: int = 21, per_query: int
 
 
 @protocol("nuswide21-q2100", "nus-wide", NUSWIDE21, needs="raw")
-def _nuswide21(source, seed: int) -> Split:
-    return nuswide_protocol("nuswide21-q2100", source, seed)
+def _nuswide21(source, seed: int, **counts) -> Split:
+    return nuswide_protocol("nuswide21-q2100", source, seed, **counts)
 
 
 @protocol("nuswide21-q2100-lowlevel", "nus-wide-lowlevel", NUSWIDE21 + " (official low-level features)",
           needs="raw")
-def _nuswide21_lowlevel(source, seed: int) -> Split:
-    return nuswide_protocol("nuswide21-q2100-lowlevel", source, seed)
+def _nuswide21_lowlevel(source, seed: int, **counts) -> Split:
+    return nuswide_protocol("nuswide21-q2100-lowlevel", source, seed, **counts)
 
 
 # --- TEXMEX vectors: the official files --------------------------------------------------
@@ -568,3 +570,39 @@ def _per_class(labels: np.ndarray, pool: np.ndarray, per_class: int, rng: np.ran
                                  f"{per_class} per class: lower the count")
         chosen.append(rng.choice(members, per_class, replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+# --- MIRFLICKR-25K ----------------------------------------------------------------------------
+
+MIRFLICKR25K_Q2000 = (
+    "MIRFLICKR-25K with its 24 potential concepts (the <concept>.txt files of the v080 annotations, DSRH's 24 "
+    "labels): images with at least one of them (unlabelled images are left out); 2,000 of them drawn at random "
+    "(seeded) are the queries, all the others the database; training set = 5,000 database images drawn at "
+    "random; relevance = number of shared concepts (multi-label, relevant = at least one); mAP over the top 1,000")
+
+
+def mirflickr_protocol(name: str, source, seed: int, queries: int = 2000, train: int = 5000,
+                       map_at: int = 1000) -> Split:
+    """Queries, then the training set from the database, each drawn with one rng seeded
+    once (uniformly, not per concept: the convention of the deep-hashing code this follows);
+    items with none of the 24 labels are in no part. The split records its label columns
+    (all 24 columns of labels(raw)) and how many items it left out."""
+    ds, raw = source
+    labels = ds.labels(raw)
+    pool = np.flatnonzero(labels.any(axis=1))
+    if len(pool) < queries + train:
+        raise PseudosupError(f"protocol '{name}': {len(pool)} labelled images, fewer than the {queries} queries "
+                             f"plus {train} training images drawn from the database; not the full dataset")
+    rng = np.random.default_rng(seed)
+    q = np.sort(rng.choice(pool, queries, replace=False))
+    database = np.setdiff1d(pool, q)
+    tr = np.sort(rng.choice(database, train, replace=False))
+    extra = {"label_columns": list(range(labels.shape[1])), "concepts": list(ds.concepts(raw)),
+             "label_set": "potential (<concept>.txt)", "map_at": map_at,
+             "items_left_out_unlabelled": int(len(labels) - len(pool))}
+    return Split(name, *_info(name), "multilabel", seed, {"queries": q, "database": database, "train": tr}, extra)
+
+
+@protocol("mirflickr25k-q2000", "mirflickr-25k", MIRFLICKR25K_Q2000, needs="raw")
+def _mirflickr25k_q2000(source, seed: int, **counts) -> Split:
+    return mirflickr_protocol("mirflickr25k-q2000", source, seed, **counts)

@@ -9,7 +9,7 @@ the database of every TEXMEX split (database = the base vectors, in order).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,19 @@ class TexmexDataset(Dataset):
             raise PseudosupError(f"{path}: {f.n} x {f.d}, expected {want_n} x {want_d} for {self.name}; "
                                  "the file is not the expected one: rerun the download stage")
         return f
+
+    def resized(self, counts: dict) -> "TexmexDataset":
+        """Other vector counts (a stand-in's): {"base": nb, "query": nq, "learn": nl}."""
+        if not counts:
+            return self
+        unknown = sorted(set(counts) - set(ROLES))
+        if unknown:
+            raise PseudosupError(f"{self.name}: unknown counts {unknown} (TEXMEX has {list(ROLES)})")
+        new = {**{r: self.counts[r] for r in self._roles()}, **{r: int(n) for r, n in counts.items()}}
+        prefix = self.role_files["base"].rsplit("_", 1)[0]
+        files = tuple(texmex_archive(prefix, f.urls, new, self.dim, self.top_k, **f.digests)
+                      if f.unpack == "extract" else f for f in self.files)
+        return replace(self, counts={**new, "groundtruth": new["query"]}, files=files)
 
     def _roles(self) -> list[str]:
         return [r for r in ROLES if r in self.role_files]
