@@ -12,11 +12,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup system-packages demo results everything test lint lint-format lint-python lint-snakemake check dvc-yaml dag readme clean-results
 
-# Debian packages: Fashion-MNIST (offline demo data), graphviz (DAG picture) and
-# headless Chromium (tests/test_report.py renders `snakemake --report` in it).
+# Debian packages: Fashion-MNIST (offline demo data), graphviz (DAG picture),
+# headless Chromium (tests/test_report.py renders `snakemake --report` in it) and
+# bsdtar (libarchive-tools: extracts the RAR archive of NUS-WIDE's low-level features).
 # Installed only when running as root with apt; otherwise the download stage falls
 # back to the official URLs, the DAG picture is skipped and so is the report test.
-SYSTEM_PACKAGES := dataset-fashion-mnist graphviz chromium chromium-driver
+SYSTEM_PACKAGES := dataset-fashion-mnist graphviz chromium chromium-driver libarchive-tools
 system-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  pkgs="$(SYSTEM_PACKAGES)"; \

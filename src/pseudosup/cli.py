@@ -16,6 +16,7 @@ from .io import PseudosupError
 STAGES = {
     "download": "download",
     "make-split": "make_split",
+    "standin-params": "standin_params",
     "datasets": "datasets",
     "pretrain": "pretrain",
     "fit-features": "fit_features",

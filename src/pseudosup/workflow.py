@@ -77,7 +77,7 @@ class Plan:
 
             self._skipped = {}
             for e in self.config["targets"]:
-                ok, why = registry.get(self.dataset(e)).available(self.config.get("paths"))
+                ok, why = registry.availability(self.dataset(e), self.config.get("paths"), self._options(e))
                 if not ok:
                     self._skipped[e] = why
         return self._skipped
@@ -219,12 +219,63 @@ class Plan:
         return [*self.report_files(names), *self.figure_files(names), *self.pair_files(names),
                 *self.cross_files(names)]
 
+    # --- splits drawn by the pipeline (named protocols drawn from the data) -----------------
+    def drawn_splits(self) -> dict[str, tuple[str, str]]:
+        """Splits of the experiments that the `draw_split` rule makes, {split: (protocol,
+        dataset)}: a named protocol drawn from the data, or `standin-<protocol>` on a stand-in,
+        whose file is absent. A committed file never matches: it is an input, never redrawn."""
+        from .data.splits import PROTOCOL_INFO
+        from .data.standin import PREFIX
+
+        out = {}
+        for exp in self.config["experiments"].values():
+            split = exp.get("split")
+            if not split or Path(path("split", split=split)).is_file():
+                continue
+            protocol = split[len(PREFIX):] if exp["dataset"].startswith(PREFIX) else split
+            if protocol in PROTOCOL_INFO and split not in self.config.get("splits", {}):
+                out[split] = (protocol, exp["dataset"])
+        return out
+
+    def drawn_split_regex(self) -> str:
+        import re
+
+        return "|".join(re.escape(n) for n in sorted(self.drawn_splits(), key=len, reverse=True)) or "(?!x)x"
+
     def available(self) -> list[str]:
-        """Every experiment of params whose dataset can be obtained here."""
+        """Every experiment of params whose data is here: what `everything` builds."""
+        return [e for e in self.config["experiments"] if e not in self.not_here()]
+
+    def not_here(self) -> dict[str, str]:
+        """Experiments `everything` leaves out, with why and what to do: the dataset cannot
+        be obtained here; or it would have to be downloaded (GBs for the paper's datasets)
+        and params `download` is false (then `snakemake <experiment>` downloads it); or
+        its split is a protocol drawn from the data that is not committed yet."""
+        if not hasattr(self, "_not_here"):
+            self._not_here = {e: why for e in self.config["experiments"] if (why := self._why_not_here(e))}
+        return self._not_here
+
+    def _options(self, experiment: str) -> dict:
+        """params `datasets.<dataset>` of the experiment's dataset (e.g. NUS-WIDE's images)."""
+        return (self.config.get("datasets") or {}).get(self.dataset(experiment)) or {}
+
+    def _why_not_here(self, experiment: str) -> str | None:
         from .data import registry
 
-        return [e for e, exp in self.config["experiments"].items()
-                if registry.get(exp["dataset"]).available(self.config.get("paths"))[0]]
+        name, paths = self.dataset(experiment), self.config.get("paths")
+        ok, why = registry.availability(name, paths, self._options(experiment))
+        if not ok:
+            return why
+        missing = registry.to_download(name, paths)
+        if missing and not self.config.get("download"):
+            return (f"dataset '{name}' is not here ({', '.join(missing)} to download); "
+                    f"`snakemake --cores N {experiment}` downloads it, or set `download: true` in the params "
+                    f"file for `everything` to download every such dataset, or put the files in paths.mirror")
+        split = self.experiment(experiment).get("split")
+        if split and not Path(path("split", split=split)).is_file() and split not in self.drawn_splits():
+            return (f"split '{split}' is not drawn yet: `pseudosup make-split --name {split}` (params "
+                    f"splits.{split}), then commit data/splits/{split}.json and SHA256SUMS")
+        return None
 
     def gallery_model(self, experiment: str) -> str:
         g = self.experiment(experiment)["gallery"]

@@ -34,6 +34,14 @@ for _exp, _why in PLAN.skipped().items():
     print(f"pseudosup: skipping experiment '{_exp}': {_why}", file=sys.stderr)
 
 
+def everything_inputs(wildcards):
+    """What `everything` builds; names each experiment it leaves out, and what builds it
+    (an input function, so the messages appear only when `everything` is asked for)."""
+    for exp, why in PLAN.not_here().items():
+        print(f"pseudosup: everything skips '{exp}': {why}", file=sys.stderr)
+    return PLAN.deliverables(PLAN.available())
+
+
 wildcard_constraints:
     **WILDCARD_CONSTRAINTS,
 

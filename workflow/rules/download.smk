@@ -24,3 +24,30 @@ rule fetch_dataset:
 rule download:
     input:
         PLAN.raw_dirs(),
+
+
+rule draw_split:
+    # A split whose protocol is drawn from the data (e.g. cifar10-q1k from the labels),
+    # made once after the download and then an input like a committed one: commit
+    # data/splits/<split>.json and SHA256SUMS (the log says so). Never matches a
+    # committed split (Plan.drawn_splits).
+    input:
+        raw=lambda w: PATTERNS["raw"].format(dataset=PLAN.drawn_splits()[w.split][1]),
+        code=code("make_split"),
+    output:
+        PATTERNS["split"],
+    log:
+        "logs/download/split-{split}.log",
+    benchmark:
+        "logs/benchmarks/draw_split/{split}.tsv"
+    wildcard_constraints:
+        split=PLAN.drawn_split_regex(),
+    resources:
+        mem_mb=2000,
+    params:
+        protocol=lambda w: PLAN.drawn_splits()[w.split][0],
+        dataset=lambda w: PLAN.drawn_splits()[w.split][1],
+        seed=config["seed"],
+    shell:
+        "pseudosup make-split --protocol {params.protocol} --dataset {params.dataset} "
+        "--raw {input.raw} --seed {params.seed} --log {log}"

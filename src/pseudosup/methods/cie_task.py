@@ -90,7 +90,9 @@ def build_task(source: TaskSource, n_items: int, dataset: str | None = None):
     if ds.num_items(source.raw) != n_items:
         raise PseudosupError(f"dataset '{source.dataset}' has {ds.num_items(source.raw)} items in {source.raw} but "
                              f"{rows}; give inputs computed on this dataset")
-    gt = ds.groundtruth(source.raw, source.protocol) if source.protocol else ds.groundtruth(source.raw)
+    # "default": the dataset's own (official) ground truth, for datasets with one protocol
+    named = source.protocol and source.protocol != "default"
+    gt = ds.groundtruth(source.raw, source.protocol) if named else ds.groundtruth(source.raw)
     parts = ds.parts(source.raw)
     if "database" in parts:
         db = np.arange(*parts["database"], dtype=np.int64)

@@ -40,10 +40,10 @@ def run(args) -> None:
     dataset = registry.get(args.dataset)
     key = f"datasets.{args.dataset}"
     if key in args.keys:
-        try:
-            dataset.options = dict(params.get_key(key) or {})
-        except PseudosupError:  # declared but not set in params: no options
-            dataset.options = {}
+        try:  # params win over a stand-in manifest's own options (data/standin.py)
+            dataset.options = {**dataset.options, **(params.get_key(key) or {})}
+        except PseudosupError:  # declared but not set in params: no options of its own
+            pass
     cache = args.cache or Path("data/cache/downloads") / dataset.name
     manifest = fetch_dataset(dataset, args.out, cache, Path(paths["mirror"]) if paths.get("mirror") else None,
                              offline=True if args.offline else None,

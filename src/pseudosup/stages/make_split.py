@@ -62,14 +62,29 @@ def run(args) -> None:
               f"    {per_class_summary('<dataset>', 'N', None, None)}")
         return
     split = _draw(args)
-    path = save_split(split, args.out_dir)
+    path = _save_locked(split, args.out_dir, save_split)
     log.info("wrote %s (sha256 in %s): %s", path, args.out_dir / "SHA256SUMS",
              {k: len(v) for k, v in split.parts.items()})
 
 
+def _save_locked(split, out_dir: Path, save_split) -> Path:
+    """save_split under an exclusive lock: draw_split jobs running side by side each
+    rewrite the shared SHA256SUMS."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return save_split(split, out_dir)
+
+
 def _draw(args):
     from ..data.splits import PER_CLASS, draw_defined, draw_per_class, draw_split
+    from ..data.standin import PREFIX
     from ..io import PseudosupError
+
+    if args.protocol and args.dataset and args.dataset.startswith(PREFIX):
+        return _draw_standin(args)
 
     if args.protocol == PER_CLASS:
         missing = [opt for opt, value in (("--dataset", args.dataset), ("--name", args.name),
@@ -91,6 +106,18 @@ def _draw(args):
                                  "are set there (or give --protocol per-class with all options)")
         return draw_defined(args.name, _defined(args.params, args.name), args.raw)
     raise PseudosupError("give --protocol NAME, or --name of a split under params `splits:` (or --list)")
+
+
+def _draw_standin(args):
+    """A real dataset's protocol drawn from its stand-in: split standin-<protocol>."""
+    from ..data.standin import PREFIX, draw_split
+    from ..io import PseudosupError
+
+    _refuse_counts(args)
+    if args.name not in (None, PREFIX + args.protocol):
+        raise PseudosupError(f"protocol '{args.protocol}' on stand-in '{args.dataset}' writes split "
+                             f"'{PREFIX}{args.protocol}', not '{args.name}'")
+    return draw_split(args.protocol, args.dataset, args.raw, args.seed or 0)
 
 
 def _refuse_counts(args) -> None:

@@ -4,7 +4,8 @@ descriptor: cosine and rank), selected by `cross_mining.mode` (source / agree /
 complement, see pseudosup.mining.pairs), optionally verified geometrically by SIFT
 matching (ratio test + RANSAC inliers >= `cross_mining.verify.min_inliers`).
 
-Items: the split's `database` part (--split), or every item of the dataset.
+Items: the split's `database` part (--split), else the dataset's own database part where it has
+one (Oxford/Paris: their queries are cropped database images, never mined), else every item.
 Output: pairs (.npz: `pairs` as positions among those items, `item_ids`, the scores,
 `inliers` and `verified` when verification ran) and statistics (.json, with the
 recall of any approximate kNN graph and, as a diagnostic only, label agreement). Both
@@ -123,14 +124,18 @@ def _split(args):
 
 
 def _items(args, n: int):
-    """The mined items: the split's database part (a split of --dataset, indices < n), or all."""
+    """The mined items: the split's database part (a split of --dataset, indices < n), else the
+    dataset's database part when it has one (the items build_task indexes), else all."""
     import numpy as np
 
     from ..io import PseudosupError
     from ..provenance import check_split_items
 
-    if args.split is None:
-        return np.arange(n, dtype=np.int64)
+    if args.split is None:  # the dataset's own protocol: its database part (Oxford/Paris: not the queries)
+        from ..data import registry
+
+        part = registry.get(args.dataset).parts(args.raw).get("database") if args.dataset and args.raw else None
+        return np.arange(*part, dtype=np.int64) if part else np.arange(n, dtype=np.int64)
     split = _split(args)
     if split.dataset != args.dataset:
         raise PseudosupError(f"{args.split}: split of dataset '{split.dataset}', not '{args.dataset}'")
