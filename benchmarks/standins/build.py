@@ -1,0 +1,174 @@
+"""Build FULL-SIZE stand-ins of the paper datasets, in their original archive formats,
+from the real data of ../shared/data (never the real datasets: each manifest says what
+its files are made of).
+
+    python benchmarks/standins/build.py sift-1m [--out /work/standins] [--shared ../shared/data]
+
+Writes <out>/files/<dataset>/<archive> and <out>/built/<dataset>.json (the manifest
+without URLs: path, sha256, size, counts, description). benchmarks/standins/serve.py
+publishes the files on 127.0.0.1 and writes the manifests with URLs that
+`PSEUDOSUP_STANDINS` points the pipeline at. A dataset already built is kept (its
+manifest is written last, after an atomic rename of the archive), so an interrupted
+build resumes where it stopped.
+
+Stand-ins:
+- sift-1m: sift.tar.gz (TEXMEX layout: sift/sift_{base,query,learn}.fvecs,
+  sift/sift_groundtruth.ivecs), 1,000,000 base, 10,000 query, 100,000 learn vectors:
+  REAL OpenCV SIFT descriptors (integral values, like SIFT-1M) of the 10,000 CIFAR-10
+  test images upscaled 4x (bicubic), from disjoint image groups (queries, learn and base
+  never share an image), exact L2 top-100 ground truth by brute force (faiss IndexFlatL2;
+  the distances of these integral vectors are exact in float32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+
+from pseudosup.data.loaders.texmex import write_vecs  # noqa: E402
+
+SIFT_SETTINGS = {"upscale": 4, "contrastThreshold": 0.005, "edgeThreshold": 20}
+SIFT_COUNTS = {"base": 1_000_000, "query": 10_000, "learn": 100_000}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cifar_test_gray(shared: Path) -> list[np.ndarray]:
+    """The 10,000 real CIFAR-10 test JPEGs of ../shared/data as grey images, in name order."""
+    from PIL import Image
+
+    with tarfile.open(shared / "cifar10-test-jpg.tar") as tf:
+        members = sorted((m for m in tf.getmembers() if m.isfile() and m.name.endswith(".jpg")), key=lambda m: m.name)
+        return [np.asarray(Image.open(tf.extractfile(m)).convert("L")) for m in members]
+
+
+def sift_per_image(images: list[np.ndarray]) -> list[np.ndarray]:
+    """OpenCV SIFT descriptors of each image (upscaled; settings in SIFT_SETTINGS)."""
+    import cv2
+
+    s = SIFT_SETTINGS
+    sift = cv2.SIFT_create(contrastThreshold=s["contrastThreshold"], edgeThreshold=s["edgeThreshold"])
+    out = []
+    for i, img in enumerate(images):
+        big = cv2.resize(img, None, fx=s["upscale"], fy=s["upscale"], interpolation=cv2.INTER_CUBIC)
+        _, d = sift.detectAndCompute(big, None)
+        out.append(np.zeros((0, 128), np.float32) if d is None else d.astype(np.float32))
+        if (i + 1) % 2000 == 0:
+            print(f"  SIFT: {i + 1:,}/{len(images):,} images", flush=True)
+    return out
+
+
+def take(per_image: list[np.ndarray], order: np.ndarray, n: int, what: str) -> tuple[np.ndarray, int]:
+    """The first n descriptors of the images in `order`; also how many images that used."""
+    rows, used, got = [], 0, 0
+    for i in order:
+        if got >= n:
+            break
+        rows.append(per_image[i])
+        got += len(per_image[i])
+        used += 1
+    if got < n:
+        raise SystemExit(f"only {got:,} SIFT descriptors for the {what} ({n:,} wanted): lower contrastThreshold")
+    return np.concatenate(rows)[:n], used
+
+
+def exact_top100(query: np.ndarray, base: np.ndarray) -> np.ndarray:
+    import faiss
+
+    index = faiss.IndexFlatL2(base.shape[1])
+    index.add(base)
+    out = np.empty((len(query), 100), np.int32)
+    for lo in range(0, len(query), 1000):
+        out[lo:lo + 1000] = index.search(query[lo:lo + 1000], 100)[1]
+    return out
+
+
+def build_sift_1m(shared: Path, dest: Path, seed: int) -> dict:
+    t0 = time.time()
+    per_image = sift_per_image(cifar_test_gray(shared))
+    order = np.random.default_rng(seed).permutation(len(per_image))
+    query, nq = take(per_image, order, SIFT_COUNTS["query"], "queries")
+    learn, nl = take(per_image, order[nq:], SIFT_COUNTS["learn"], "learn set")
+    base, nb = take(per_image, order[nq + nl:], SIFT_COUNTS["base"], "base")
+    print(f"  {sum(map(len, per_image)):,} descriptors from {len(per_image):,} images; images used: "
+          f"query {nq:,}, learn {nl:,}, base {nb:,} ({time.time() - t0:.0f} s)", flush=True)
+    gt = exact_top100(query, base)
+    print(f"  ground truth ({time.time() - t0:.0f} s)", flush=True)
+    archive = write_texmex(dest, "sift", {"base": base, "query": query, "learn": learn, "groundtruth": gt})
+    s = SIFT_SETTINGS
+    description = (f"FULL-SIZE STAND-IN of SIFT-1M: REAL OpenCV SIFT descriptors of the 10,000 CIFAR-10 test images "
+                   f"(../shared/data/cifar10-test-jpg.tar) upscaled {s['upscale']}x, contrastThreshold "
+                   f"{s['contrastThreshold']}, edgeThreshold {s['edgeThreshold']}; images shuffled (seed {seed}) "
+                   f"into disjoint groups: {nq:,} images for the queries, {nl:,} for the learn set, {nb:,} for the "
+                   f"base; exact L2 top-100 ground truth (faiss IndexFlatL2). Not SIFT-1M.")
+    return {"dataset": "sift-1m", "description": description, "counts": dict(SIFT_COUNTS),
+            "files": {archive.name: archive}}
+
+
+def write_texmex(dest: Path, prefix: str, arrays: dict) -> Path:
+    """<prefix>.tar.gz with <prefix>/<prefix>_<role>.{fvecs,ivecs}, like the TEXMEX archives."""
+    work = dest / f"_{prefix}"
+    work.mkdir(parents=True, exist_ok=True)
+    path, tmp = dest / f"{prefix}.tar.gz", dest / f".{prefix}.tar.gz.part"
+    with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:
+        for role in ("base", "groundtruth", "learn", "query"):
+            ext = "ivecs" if role == "groundtruth" else "fvecs"
+            f = work / f"{prefix}_{role}.{ext}"
+            write_vecs(f, arrays[role])
+            tf.add(f, arcname=f"{prefix}/{prefix}_{role}.{ext}")
+            f.unlink()
+    os.replace(tmp, path)
+    work.rmdir()
+    return path
+
+
+BUILDERS = {"sift-1m": build_sift_1m}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("datasets", nargs="+", choices=sorted(BUILDERS))
+    ap.add_argument("--out", type=Path, default=Path("/work/standins"))
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    for name in args.datasets:
+        built = args.out / "built" / f"{name}.json"
+        if built.exists():
+            print(f"{name}: built already ({built}); delete it to rebuild")
+            continue
+        dest = args.out / "files" / name
+        dest.mkdir(parents=True, exist_ok=True)
+        print(f"{name}: building in {dest}", flush=True)
+        t0 = time.time()
+        doc = BUILDERS[name](args.shared, dest, args.seed)
+        doc["files"] = {f: {"path": str(p), "sha256": sha256(p), "size": p.stat().st_size}
+                        for f, p in doc["files"].items()}
+        doc["build_seconds"] = round(time.time() - t0, 1)
+        built.parent.mkdir(parents=True, exist_ok=True)
+        tmp = built.with_suffix(".part")
+        tmp.write_text(json.dumps(doc, indent=1))
+        os.replace(tmp, built)
+        print(f"{name}: {doc['build_seconds']:.0f} s -> {built}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
