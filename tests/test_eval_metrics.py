@@ -226,6 +226,30 @@ def test_fast_kernels_equal_definitions_for_class_and_list_relevance(nbits):
             assert ap[i] == pytest.approx(m["ap"][0], abs=1e-12) and pk[i] == pytest.approx(m["precision"][0])
 
 
+@pytest.mark.parametrize("nbits", [8, 16, 48])
+def test_one_index_pass_equals_one_sort_per_cutoff_and_the_histograms(nbits):
+    """The index rule's single pass (AP, every precision cut-off, the histograms) equals
+    a stable sort per query for each cut-off, ties included (8 bits: many ties), and
+    cut-offs beyond the database."""
+    rng = np.random.default_rng(100 + nbits)
+    q, db = C.pack(rng.random((13, nbits)) < 0.5), C.pack(rng.random((300, nbits)) < 0.5)
+    lq, ldb = rng.integers(0, 3, 13), rng.integers(-1, 3, 300)
+    gt = np.stack([rng.choice(300, 20, replace=False) for _ in range(13)])
+    gt[5, 7:] = -1
+    ks = [50, 1, 10, 299, 300, 1000]
+    dist = naive_hamming(q, db)
+    for rel in (R.ClassRelevance(lq, ldb), R.ListRelevance(gt, 300)):
+        mask = rel.mask(0, 13)
+        ap, pk, total, hits = R.hamming_index_pass(q, db, rel, ks, nbits, threads=2)
+        want = histograms(dist, mask, nbits)
+        assert np.array_equal(total, want[0]) and np.array_equal(hits, want[1])
+        for i in range(13):
+            ranked = mask[i][np.argsort(dist[i], kind="stable")]
+            assert ap[i] == pytest.approx(R.ranked_metrics(ranked[None, :], 1)["ap"][0], abs=1e-12)
+            for c, k in enumerate(ks):
+                assert pk[i, c] == pytest.approx(R.ranked_metrics(ranked[None, :], k)["precision"][0], abs=1e-12)
+
+
 def test_list_relevance_rejects_indices_outside_database():
     with pytest.raises(Exception, match="ground truth"):
         R.ListRelevance(np.array([[0, 5]]), 5)

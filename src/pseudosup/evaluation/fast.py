@@ -105,30 +105,37 @@ def histograms_by_level(qw, dbw, q_masks, db_masks, nbits, max_level):
 
 
 @njit(parallel=True, cache=True)
-def ap_index_rule(qw, dbw, q_labels, db_labels, rel_idx, nbits, k):
-    """AP over the full ranking and precision@k, ties by database index (a stable sort by
-    distance). Relevance: same label when `rel_idx` has no columns, else the listed indices.
+def ap_index_rule(qw, dbw, q_labels, db_labels, rel_idx, nbits, ks):
+    """AP over the full ranking and precision at each of `ks`, ties by database index (a
+    stable sort by distance), with the (total, relevant) per-distance histograms of the
+    same pass. Relevance: same label when `rel_idx` has no columns, else the listed indices.
+    Returns ap (nq,), precision (nq, len(ks)), total and relevant (nq, nbits + 1).
 
     One scan in index order gives each relevant item its distance d, its rank among items
     at distance d with a smaller index, and the same among relevant items; with the
-    finished histograms, its position is  (items closer) + (rank in group) + 1.
+    finished histograms, its position is  (items closer) + (rank in group) + 1. Every
+    cut-off and both histograms come from that one pass (a 1M database is scanned once
+    per query, not once per cut-off).
     """
     nq, ndb = qw.shape[0], dbw.shape[0]
     by_list = rel_idx.shape[1] > 0
     ap = np.zeros(nq)
-    pk = np.zeros(nq)
-    kk = min(k, ndb)
+    pk = np.zeros((nq, ks.shape[0]))
+    total = np.zeros((nq, nbits + 1), np.int64)
+    hits = np.zeros((nq, nbits + 1), np.int64)
+    # relevant items per query: at most the list's width, else the whole database
+    cap = rel_idx.shape[1] if by_list else ndb
     for i in prange(nq):
         mark = np.zeros(ndb if by_list else 0, np.bool_)
         if by_list:
             for m in range(rel_idx.shape[1]):
                 if rel_idx[i, m] >= 0:
                     mark[rel_idx[i, m]] = True
-        run = np.zeros(nbits + 1, np.int64)
-        run_rel = np.zeros(nbits + 1, np.int64)
-        dists = np.empty(ndb, np.int64)
-        within = np.empty(ndb, np.int64)
-        within_rel = np.empty(ndb, np.int64)
+        run = total[i]
+        run_rel = hits[i]
+        dists = np.empty(cap, np.int64)
+        within = np.empty(cap, np.int64)
+        within_rel = np.empty(cap, np.int64)
         nrel = 0
         for j in range(ndb):
             d = _distance(qw, i, dbw, j)
@@ -148,12 +155,14 @@ def ap_index_rule(qw, dbw, q_labels, db_labels, rel_idx, nbits, k):
             before[d] = before[d - 1] + run[d - 1]
             before_rel[d] = before_rel[d - 1] + run_rel[d - 1]
         s = 0.0
-        hits_k = 0
         for m in range(nrel):
             pos = before[dists[m]] + within[m] + 1
             s += (before_rel[dists[m]] + within_rel[m] + 1) / pos
-            if pos <= kk:
-                hits_k += 1
+            for c in range(ks.shape[0]):
+                if pos <= min(ks[c], ndb):
+                    pk[i, c] += 1.0
         ap[i] = s / nrel
-        pk[i] = hits_k / kk if kk > 0 else 0.0
-    return ap, pk
+        for c in range(ks.shape[0]):
+            kk = min(ks[c], ndb)
+            pk[i, c] = pk[i, c] / kk if kk > 0 else 0.0
+    return ap, pk, total, hits

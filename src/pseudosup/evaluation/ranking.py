@@ -540,18 +540,32 @@ def tie_aware_metrics_by_distance(dist_fn, nq: int, relevance, k: int, rule: str
 def hamming_ranking_by_index(q_codes, db_codes, relevance, k: int, batch: int = 64, threads: int = 1):
     """AP over the whole ranking and precision@k per query, ties by database index
     (the stable sort of reference code). Class and list relevance: one compiled pass
-    per query (`evaluation.fast.ap_index_rule`), no sort; other relevance: by sorting."""
+    per query (`hamming_index_pass`), no sort; other relevance: by sorting."""
+    if isinstance(relevance, (ClassRelevance, ListRelevance)):
+        ap, pk, _, _ = hamming_index_pass(q_codes, db_codes, relevance, [k], threads=threads)
+        return ap, pk[:, 0]
+    qw, dbw = to_words(q_codes), to_words(db_codes)
+    return ranking_metrics_by_distance(lambda a, b: hamming(qw[a:b], dbw), len(qw), relevance, k, batch)
+
+
+def hamming_index_pass(q_codes, db_codes, relevance, ks, nbits: int | None = None, threads: int = 1):
+    """Ties by database index, class or list relevance, in one compiled pass over the
+    database (`evaluation.fast.ap_index_rule`): AP per query, precision at each cut-off
+    of `ks` (nq, len(ks)), and the (total, relevant) per-distance histograms (nq,
+    nbits + 1) of `hamming_histograms`. `nbits` defaults to the packed width."""
     from . import fast
 
+    if not isinstance(relevance, (ClassRelevance, ListRelevance)):
+        raise TypeError(f"hamming_index_pass needs class or list relevance, not {type(relevance).__name__}")
     qw, dbw = to_words(q_codes), to_words(db_codes)
-    if isinstance(relevance, (ClassRelevance, ListRelevance)):
-        _set_threads(threads)
-        if isinstance(relevance, ClassRelevance):
-            ql, dl = _int_labels(relevance)
-            return fast.ap_index_rule(qw, dbw, ql, dl, np.zeros((len(qw), 0), np.int64), q_codes.shape[1] * 8, k)
-        none = np.zeros(0, np.int64)
-        return fast.ap_index_rule(qw, dbw, none, none, relevance.indices, q_codes.shape[1] * 8, k)
-    return ranking_metrics_by_distance(lambda a, b: hamming(qw[a:b], dbw), len(qw), relevance, k, batch)
+    nbits = q_codes.shape[1] * 8 if nbits is None else int(nbits)
+    ks = np.asarray(ks, dtype=np.int64).reshape(-1)
+    _set_threads(threads)
+    if isinstance(relevance, ClassRelevance):
+        ql, dl = _int_labels(relevance)
+        return fast.ap_index_rule(qw, dbw, ql, dl, np.zeros((len(qw), 0), np.int64), nbits, ks)
+    none = np.zeros(0, np.int64)
+    return fast.ap_index_rule(qw, dbw, none, none, relevance.indices, nbits, ks)
 
 
 def ranked_metrics(rel_sorted: np.ndarray, k: int, k_map: int | None = None) -> dict[str, np.ndarray]:
