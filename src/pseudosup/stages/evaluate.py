@@ -101,6 +101,9 @@ def run(args) -> None:
         Xq, Xdb = model_inputs(meta, X, q, db, images=lambda: _dataset(args).images(args.raw),
                                model=args.model, features=args.features)
         qc, dbc = model.encode(Xq), model.encode(Xdb)
+        # the ranking is one compiled pass without a progress bar: say what it scans
+        log.info("encoded; Hamming ranking of %d queries against %d codes (%d bits, ties: %s)",
+                 len(qc), len(dbc), model.bits, cfg["tie_rule"])
         out.update(method=meta["method"], bits=meta["bits"])
         out.update(S.hamming_metrics(qc, dbc, model.bits, rel, cfg, args.threads, k_map))
     out.update(P.stamp(args.features, args.split, args.model, *args.bow, args.raw))
