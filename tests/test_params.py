@@ -59,6 +59,9 @@ def base():
     (lambda p: p["experiments"]["demo"].update(bits=[12]), "experiments.demo.bits.0"),
     (lambda p: p["experiments"]["demo"].pop("split"), "experiments.demo"),
     (lambda p: p["features"]["cnn-small"]["pretrain"].update(lr=0), "features.cnn-small.pretrain.lr"),
+    (lambda p: p["experiments"]["demo"].update(published=[{"source": "s", "method": "itq", "metric": "map",
+                                                            "values": {16: 1.5}}]),
+     "experiments.demo.published.0.values.16"),
 ])
 def test_invalid_values_name_the_key(mutate, key):
     p = base()
@@ -73,6 +76,12 @@ def test_invalid_values_name_the_key(mutate, key):
     (lambda p: p["experiments"]["demo"]["features"].append("sift"), "unknown feature 'sift'"),
     (lambda p: p.update(targets=["nope"]), "unknown experiment 'nope'"),
     (lambda p: p["experiments"]["demo"]["gallery"].update(bits=128), "gallery.bits"),
+    (lambda p: p["experiments"]["demo"].update(published=[{"source": "s", "method": "sh", "metric": "map",
+                                                            "values": {16: 0.1}}]),
+     r"demo.published\[0\].method: 'sh' is not one of the experiment's methods"),
+    (lambda p: p["experiments"]["demo"].update(published=[{"source": "s", "method": "itq", "metric": "map",
+                                                            "values": {16: 0.1, 48: 0.2}}]),
+     r"demo.published\[0\].values: \[48\] bits not among the experiment's bits"),
 ])
 def test_dangling_references_are_reported(mutate, text):
     p = base()

@@ -51,3 +51,24 @@ def test_dvc_metrics_rows_fit_a_terminal():
     keys = set().union(*(json.loads((ROOT / p).read_text()) for p in paths))
     width = max(len(str(p)) for p in paths) + 3 + 9 * len(keys)
     assert width <= 120, (width, keys)
+
+
+def test_published_values_sit_beside_our_run_of_the_same_method_and_bits():
+    from pseudosup.stages.report import published_rows, published_table
+
+    runs = [run("vectors", "itq", 16, 0.3), run("vectors", "itq", 32, 0.4), run("vectors", "lsh", 16, 0.1)]
+    pub = [{"source": "Some table", "method": "itq", "metric": "map", "values": {32: 0.0325, 16: 0.0084},
+            "note": "other features"},
+           {"source": "Some table", "method": "lsh", "metric": "precision_at_k", "values": {16: 0.05}}]
+    rows = published_rows(pub, runs, ["vectors"])
+    assert [(r["method"], r["bits"], r["published"], r["ours"]) for r in rows] == [
+        ("itq", 16, 0.0084, {"vectors": 0.3}), ("itq", 32, 0.0325, {"vectors": 0.4}),
+        ("lsh", 16, 0.05, {"vectors": 0.1 + 0.1})]
+    text = "\n".join(published_table(rows))
+    assert "| itq | 32 | map | 0.0325 | 0.4000 | [1] |" in text
+    assert "| lsh | 16 | precision_at_k | 0.0500 | 0.2000 | [2] |" in text   # another note: another source line
+    assert "[1] Some table — other features" in text and "[2] Some table" in text
+    # a metric our run lacks is shown as missing, never as a number
+    missing = published_rows([{**pub[0], "metric": "ndcg"}], runs, ["vectors"])
+    assert all(r["ours"] == {"vectors": None} for r in missing)
+    assert "| itq | 16 | ndcg | 0.0084 | - |" in "\n".join(published_table(missing))

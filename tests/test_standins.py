@@ -119,8 +119,11 @@ def test_params_for_keeps_each_definition_and_only_renames_its_data():
         real = params["experiments"][name]
         assert exp["dataset"] == "standin-" + real["dataset"]
         assert exp.get("split") == (real["split"] and "standin-" + real["split"])
+        # numbers published for the real dataset are dropped: they say nothing about a stand-in
+        assert "published" not in exp
         assert {k: v for k, v in exp.items() if k not in ("dataset", "split")} == \
-               {k: v for k, v in real.items() if k not in ("dataset", "split")}
+               {k: v for k, v in real.items() if k not in ("dataset", "split", "published")}
+    assert params["experiments"]["ldph-sift1m"]["published"]
     weights = out["features"]["mnv2-gem"]["weights"]
     assert Path(weights).is_absolute() and Path(weights) == (ROOT / params["features"]["mnv2-gem"]["weights"]).resolve()
     short = standin.params_for(params, ["ldph-sift1m"], ROOT, bits="shortest")

@@ -174,12 +174,28 @@ def check_references(params: dict, source: Path, splits_dir: Path | None = None)
             if gal.get("bits") not in exp.get("bits", []):
                 problems.append(f"experiments.{name}.gallery.bits: {gal.get('bits')} is not one of "
                                 f"the experiment's bits {exp.get('bits')}")
+        problems += _published_problems(name, exp)
         problems += _cross_problems(name, exp, params.get("features", {}))
     for target in params.get("targets", []):
         if target not in params.get("experiments", {}):
             problems.append(f"targets: unknown experiment '{target}'")
     if problems:
         raise PseudosupError("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _published_problems(name: str, exp: dict) -> list[str]:
+    """Published numbers must sit beside a run of this experiment: its method and bits."""
+    out = []
+    for i, pub in enumerate(exp.get("published", [])):
+        where = f"experiments.{name}.published[{i}]"
+        if pub.get("method") not in exp.get("methods", []):
+            out.append(f"{where}.method: '{pub.get('method')}' is not one of the experiment's methods "
+                       f"{exp.get('methods', [])}")
+        extra = sorted(int(b) for b in pub.get("values", {}) if int(b) not in exp.get("bits", []))
+        if extra:
+            out.append(f"{where}.values: {extra} bits not among the experiment's bits {exp.get('bits')}; "
+                       "leave those values out (say in `note` that the source has them)")
+    return out
 
 
 def _split_problems(params: dict, splits_dir: Path) -> list[str]:

@@ -178,6 +178,8 @@ def params_for(params: dict, experiments: list[str], source_dir: Path, bits: str
             raise PseudosupError(f"experiments.{name}.split: '{split}' is not a named protocol "
                                  "(`pseudosup make-split --list`); a stand-in can only redraw a protocol")
         exp["dataset"] = PREFIX + exp["dataset"]
+        # numbers published for the real dataset say nothing about a stand-in
+        exp.pop("published", None)
         if split:
             exp["split"] = PREFIX + split
         if bits == "shortest" and exp.get("bits"):

@@ -56,6 +56,8 @@ def run(args) -> None:
         metrics["results"].setdefault(r["feature"], {})[key] = {m: r[m] for m in SCALARS if r.get(m) is not None}
     for s in mining.values():
         metrics["mining"][s["feature"]] = {k: s[k] for k in ("num_pairs", "coverage", "pair_precision") if k in s}
+    if exp.get("published"):
+        metrics["published"] = published_rows(exp["published"], runs, exp["features"])
     write_json(args.metrics, metrics)
     rows = long_rows(runs)
     with atomic_path(args.table.with_suffix(".csv")) as tmp:
@@ -229,9 +231,43 @@ def markdown_table(name: str, exp: dict, runs: list[dict], metrics: dict) -> str
             if ceil:
                 lines.append(f"| {feat} | {shown} | " + " | ".join(_fmt(ceil, key) for _ in bits)
                              + f" | {_fmt(ceil, side)} |")
+    if metrics.get("published"):
+        lines += ["", *published_table(metrics["published"])]
     if metrics["mining"]:
         lines += ["", "Reversible-NN pairs of the database (k from params `mining.k`; label agreement is a diagnostic only):", "",
                   "| feature | pairs | items covered | pairs sharing a label |", "|---|---|---|---|"]
         for feat, s in metrics["mining"].items():
             lines.append(f"| {feat} | {s['num_pairs']} | {100 * s['coverage']:.1f}% | {s.get('pair_precision', float('nan')):.3f} |")
     return "\n".join(lines) + "\n"
+
+
+# --- published numbers beside ours ---------------------------------------------------------
+
+def published_rows(published: list[dict], runs: list[dict], features: list[str]) -> list[dict]:
+    """One row per published value (params `experiments.<name>.published`): its source,
+    method, bits, metric and value, with ours for the same method and bits per feature
+    (None where the run has no such metric)."""
+    by = {(r["feature"], r["method"], r.get("bits")): r for r in runs}
+    rows = []
+    for pub in published:
+        for bits, value in sorted(pub["values"].items(), key=lambda kv: int(kv[0])):
+            ours = {f: by.get((f, pub["method"], int(bits)), {}).get(pub["metric"]) for f in features}
+            rows.append({"source": pub["source"], "note": pub.get("note", ""), "method": pub["method"],
+                         "bits": int(bits), "metric": pub["metric"], "published": value, "ours": ours})
+    return rows
+
+
+def published_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: published values beside ours, each source named once below."""
+    sources = list(dict.fromkeys((r["source"], r["note"]) for r in rows))
+    features = list(rows[0]["ours"])
+    lines = ["Published numbers beside ours (different features or networks where the note says so):", "",
+             "| method | bits | metric | published | " + " | ".join(f"ours ({f})" for f in features) + " | source |",
+             "|---|---|---|---|" + "---|" * len(features) + "---|"]
+    for r in rows:
+        ours = " | ".join("-" if v is None else f"{v:.4f}" for v in r["ours"].values())
+        lines.append(f"| {r['method']} | {r['bits']} | {r['metric']} | {r['published']:.4f} | {ours} | "
+                     f"[{sources.index((r['source'], r['note'])) + 1}] |")
+    lines.append("")
+    lines += [f"[{i + 1}] {src}" + (f" — {note}" if note else "") for i, (src, note) in enumerate(sources)]
+    return lines
