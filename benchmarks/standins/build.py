@@ -18,12 +18,19 @@ Stand-ins:
   test images upscaled 4x (bicubic), from disjoint image groups (queries, learn and base
   never share an image), exact L2 top-100 ground truth by brute force (faiss IndexFlatL2;
   the distances of these integral vectors are exact in float32).
+- cifar-10: cifar-10-python.tar.gz (the official python pickles: 5 data batches and a test
+  batch of 10,000 images, batches.meta), 60,000 images: the 10,000 REAL CIFAR-10 test
+  images (JPEG copies in ../shared/data) and five seeded variants of each (flip, crop,
+  shift, colour jitter), shuffled (seed) into the six batches; labels kept. Variants of
+  one image may fall in both queries and database: retrieval is easier than on CIFAR-10
+  (the stand-in measures time and memory, not accuracy).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import sys
@@ -139,7 +146,85 @@ def write_texmex(dest: Path, prefix: str, arrays: dict) -> Path:
     return path
 
 
-BUILDERS = {"sift-1m": build_sift_1m}
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def cifar_test_rgb(shared: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 real CIFAR-10 test JPEGs (32x32 RGB) and their labels, in name order."""
+    from PIL import Image
+
+    images, labels = [], []
+    with tarfile.open(shared / "cifar10-test-jpg.tar") as tf:
+        members = sorted((m for m in tf.getmembers() if m.isfile() and m.name.endswith(".jpg")), key=lambda m: m.name)
+        for m in members:
+            images.append(np.asarray(Image.open(tf.extractfile(m)).convert("RGB")))
+            labels.append(CIFAR_CLASSES.index(m.name.split("/")[-2]))
+    return np.stack(images), np.array(labels, np.int64)
+
+
+def cifar_variant(images: np.ndarray, v: int, rng: np.random.Generator) -> np.ndarray:
+    """Variant v (1..5) of every image: 1 flip, 2 crop 28 + resize, 3 shift by up to 3
+    pixels, 4 brightness/contrast jitter, 5 flip + jitter."""
+    from PIL import Image
+
+    x = images.astype(np.float32)
+    if v in (1, 5):
+        x = x[:, :, ::-1]
+    if v == 2:
+        out = np.empty_like(images)
+        for i, img in enumerate(images):
+            a, b = rng.integers(0, 5, 2)
+            out[i] = np.asarray(Image.fromarray(img[a:a + 28, b:b + 28]).resize((32, 32), Image.BICUBIC))
+        return out
+    if v == 3:
+        dy, dx = rng.integers(-3, 4, (2, len(x)))
+        x = np.stack([np.roll(img, (a, b), axis=(0, 1)) for img, a, b in zip(x, dy, dx)])
+    if v in (4, 5):
+        gain = rng.uniform(0.8, 1.2, (len(x), 1, 1, 1))
+        bias = rng.uniform(-20, 20, (len(x), 1, 1, 1))
+        x = (x - 128) * gain + 128 + bias
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def build_cifar_10(shared: Path, dest: Path, seed: int) -> dict:
+    import pickle
+
+    images, labels = cifar_test_rgb(shared)
+    rng = np.random.default_rng(seed)
+    allimg = np.concatenate([images] + [cifar_variant(images, v, rng) for v in range(1, 6)])
+    alllab = np.tile(labels, 6)
+    # the test batch holds 1,000 images of each class, as CIFAR-10's does
+    order = rng.permutation(len(allimg))
+    test = np.concatenate([order[alllab[order] == c][:1000] for c in range(10)])
+    order = np.concatenate([order[~np.isin(order, test)], rng.permutation(test)])
+    allimg, alllab = allimg[order], alllab[order]
+    path, tmp = dest / "cifar-10-python.tar.gz", dest / ".cifar-10-python.tar.gz.part"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+    def add(tf, name: str, payload: bytes):
+        info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+        info.size, info.mtime = len(payload), 0
+        tf.addfile(info, io.BytesIO(payload))
+
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tf:
+        for b, name in enumerate(names):
+            sl = slice(b * 10_000, (b + 1) * 10_000)
+            batch = {b"batch_label": name.encode(), b"labels": alllab[sl].tolist(),
+                     b"data": allimg[sl].transpose(0, 3, 1, 2).reshape(-1, 3072),
+                     b"filenames": [f"standin_{b}_{i}.png".encode() for i in range(10_000)]}
+            add(tf, name, pickle.dumps(batch, protocol=2))
+        add(tf, "batches.meta", pickle.dumps({b"label_names": [c.encode() for c in CIFAR_CLASSES],
+                                              b"num_cases_per_batch": 10_000, b"num_vis": 3072}, protocol=2))
+        add(tf, "readme.html", b"<p>STAND-IN of CIFAR-10 built by pseudosup benchmarks/standins/build.py</p>\n")
+    os.replace(tmp, path)
+    description = ("FULL-SIZE STAND-IN of CIFAR-10: 60,000 32x32 images = the 10,000 REAL CIFAR-10 test images "
+                   "(../shared/data/cifar10-test-jpg.tar, JPEG copies) and five seeded variants of each (flip, crop, "
+                   f"shift, colour jitter), labels kept, shuffled (seed {seed}) into the official six batches. "
+                   "Variants of one image can be query and database item: easier than CIFAR-10. Not CIFAR-10.")
+    return {"dataset": "cifar-10", "description": description, "files": {path.name: path}}
+
+
+BUILDERS = {"sift-1m": build_sift_1m, "cifar-10": build_cifar_10}
 
 
 def main(argv=None) -> int:
