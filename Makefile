@@ -47,7 +47,7 @@ check: setup
 	pseudosup check-metrics
 
 test: setup
-	pytest -q
+	pytest -q --durations=25
 
 # Lint: the workflow's format (snakefmt, settings in pyproject.toml), Python (ruff, rules in
 # pyproject.toml) and Snakemake's own lints. Of those, the only one accepted is "Specify a
