@@ -75,6 +75,29 @@ def test_sh_modes_are_the_smallest_eigenvalues():
     assert np.all((modes > 0).sum(1) == 1) and len(modes) == 6  # single-direction, constant mode excluded
 
 
+@pytest.mark.parametrize("bits", [8, 32, 64])
+def test_sh_eigenfunctions_equal_the_product_over_every_direction(bits):
+    """Spectral hashing's definition multiplies sin(pi/2 + omega_d x_d) over all PCA
+    directions d; the encoder skips the directions a mode does not use. Same values,
+    bit for bit, also for a mode using two directions."""
+    X = data(400, 40)
+    m = registry.get("sh")(bits).fit(X)
+    a = m.arrays()
+    V = (X.astype(np.float64) - a["mean"]) @ a["P"] - a["lo"]
+
+    def product(modes):
+        omega = modes * (np.pi / (a["hi"] - a["lo"]))[None, :]
+        out = np.ones((len(V), len(modes)))
+        for j in range(V.shape[1]):
+            out *= np.sin(np.pi / 2 + V[:, j:j + 1] * omega[None, :, j])
+        return out
+
+    assert np.array_equal(m.project(X), product(a["modes"]))
+    m.arrays_["modes"] = a["modes"].copy()
+    m.arrays_["modes"][0, np.flatnonzero(a["modes"][0] == 0)[0]] = 2.0   # a two-direction mode
+    assert np.array_equal(m.project(X), product(m.arrays_["modes"]))
+
+
 def test_ldph_network_gradient_equals_finite_differences():
     rng = np.random.default_rng(0)
     net = ldph.Net([5, 5, 4], rng, dropout=0.0)

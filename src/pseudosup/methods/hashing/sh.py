@@ -51,8 +51,13 @@ class SH:
         V = (np.asarray(X, dtype=np.float64) - a["mean"]) @ a["P"] - a["lo"]
         omega = a["modes"] * (np.pi / (a["hi"] - a["lo"]))[None, :]  # (bits, npca)
         out = np.ones((len(V), self.bits))
-        for j in range(V.shape[1]):  # product over directions of sin(pi/2 + omega x)
-            out *= np.sin(np.pi / 2 + V[:, j:j + 1] * omega[None, :, j])
+        # product over directions of sin(pi/2 + omega x); a direction a mode does not use
+        # contributes sin(pi/2) = 1.0 exactly, so only the (mode, direction) pairs with a
+        # non-zero frequency are computed: the same values, bits x fewer sines (SIFT-1M at
+        # 128 bits: 270 s -> a few seconds to encode the base)
+        for j in np.flatnonzero((omega != 0).any(axis=0)):
+            cols = np.flatnonzero(omega[:, j])
+            out[:, cols] *= np.sin(np.pi / 2 + V[:, j:j + 1] * omega[None, cols, j])
         return out
 
     def encode(self, X: np.ndarray, batch: int = 65536) -> np.ndarray:
