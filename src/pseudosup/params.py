@@ -233,7 +233,7 @@ def _split_dataset(split: str, defined: dict, splits_dir: Path) -> str | None:
     if split in defined:
         return defined[split]["dataset"]
     from .data.splits import PROTOCOL_INFO as protocols
-    from .data.standin import PREFIX
+    from .data.splits import STANDIN_PREFIX as PREFIX
 
     if split.startswith(PREFIX) and split[len(PREFIX):] in protocols:  # a protocol drawn from a stand-in
         return PREFIX + protocols[split[len(PREFIX):]]["dataset"]

@@ -49,6 +49,7 @@ from typing import Callable
 import numpy as np
 
 from ..io import PseudosupError
+from .splits import STANDIN_PREFIX
 
 SHARED_ENV = "PSEUDOSUP_SHARED_DATA"
 RELEVANCE = ("class", "multilabel", "groundtruth", "instance")
@@ -279,7 +280,6 @@ MODULES = {
     "ukbench": "pseudosup.data.ukbench",
 }
 FOLDER_MODULE = "pseudosup.data.imagefolder"  # every `folder-<name>` dataset
-STANDIN_PREFIX = "standin-"
 STANDIN_MODULE = "pseudosup.data.standin"     # every `standin-<dataset>` (data/standin.py)
 # Datasets whose plugin reads another registered dataset (get(name) inside the plugin).
 USES = {"cifar10-mosaic2x2": ("cifar10-test-jpg",)}

@@ -38,6 +38,11 @@ import numpy as np
 
 from ..io import PseudosupError, atomic_path
 
+# A stand-in dataset, and a split drawn on it, is named standin-<name> (data/standin.py).
+# Defined here, beside the protocols, so that params validation (which every stage runs)
+# can recognise those names without importing the stand-in and registry code.
+STANDIN_PREFIX = "standin-"
+
 SUMS_NAME = "SHA256SUMS"
 MANIFEST = "MANIFEST.json"  # written by the download stage; names the dataset
 PER_CLASS = "per-class"

@@ -34,8 +34,9 @@ from pathlib import Path
 
 from ..io import PseudosupError
 from .registry import Dataset, RemoteFile
+from .splits import STANDIN_PREFIX
 
-PREFIX = "standin-"
+PREFIX = STANDIN_PREFIX
 ENV = "PSEUDOSUP_STANDINS"
 
 
