@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pseudosup.data import registry, standin
+from pseudosup.data import registry, splits, standin
 from pseudosup.data.splits import PROTOCOL_INFO
 from pseudosup.io import PseudosupError
 from pseudosup.params import load
@@ -100,6 +100,20 @@ def test_readers_take_their_own_counts(monkeypatch, tmp_path):
     assert registry.get("standin-cifar-10").per_batch == 100
     with pytest.raises(PseudosupError, match=r"unknown counts \['groups'\] \(it has: \['images'\]\)"):
         registry.get("standin-ukbench")
+
+
+def test_protocol_counts_a_standin_may_scale_are_the_protocols_own(monkeypatch, tmp_path):
+    assert splits.protocol_counts("nuswide21-q2100") == ["top", "per_query", "per_train", "map_at"]
+    assert splits.protocol_counts("cifar10-q1k") == ["per_query", "per_train"]
+    assert splits.protocol_counts("sift1m-ldph-k100") == []
+    doc = {"dataset": "sift-1m", "description": "test", "files": {"sift.tar.gz": entry("sift.tar.gz")},
+           "counts": {"base": 30, "query": 5, "learn": 7}, "protocol": {"per_query": 2}}
+    (tmp_path / "sift-1m.json").write_text(json.dumps(doc))
+    monkeypatch.setenv(standin.ENV, str(tmp_path))
+    # refused before any data is read, naming the manifest, the count and what the protocol takes
+    with pytest.raises(PseudosupError, match=r"sift-1m.json: protocol: protocol 'sift1m-ldph-k100' takes no "
+                                             r"counts \['per_query'\] \(it takes: none\)"):
+        standin.draw_split("sift1m-ldph-k100", "standin-sift-1m", None, 0)
 
 
 def test_a_local_only_dataset_has_no_standin(monkeypatch, tmp_path):

@@ -223,10 +223,13 @@ class Plan:
     def drawn_splits(self) -> dict[str, tuple[str, str]]:
         """Splits of the experiments that the `draw_split` rule makes, {split: (protocol,
         dataset)}: a named protocol drawn from the data, or `standin-<protocol>` on a stand-in,
-        whose file is absent. A committed file never matches: it is an input, never redrawn."""
+        whose file is absent. A committed file never matches: it is an input, never redrawn.
+        Computed once per Plan (the rules ask for it per job), like the DAG it shapes."""
         from .data.splits import PROTOCOL_INFO
-        from .data.standin import PREFIX
+        from .data.splits import STANDIN_PREFIX as PREFIX
 
+        if hasattr(self, "_drawn_splits"):
+            return self._drawn_splits
         out = {}
         for exp in self.config["experiments"].values():
             split = exp.get("split")
@@ -235,6 +238,7 @@ class Plan:
             protocol = split[len(PREFIX):] if exp["dataset"].startswith(PREFIX) else split
             if protocol in PROTOCOL_INFO and split not in self.config.get("splits", {}):
                 out[split] = (protocol, exp["dataset"])
+        self._drawn_splits = out
         return out
 
     def drawn_split_regex(self) -> str:

@@ -27,7 +27,9 @@ or from a params `splits:` entry, and are recorded in the file's `extra`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import re
 from dataclasses import dataclass, field
@@ -159,6 +161,8 @@ def protocol(name: str, dataset: str, summary: str, needs: str = "labels"):
     assert needs in NEEDS
 
     def deco(fn):
+        # counts must be named parameters: `protocol_counts` checks a stand-in's against them
+        assert not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()), name
         PROTOCOLS[name] = fn
         PROTOCOL_INFO[name] = {"dataset": dataset, "summary": summary, "needs": needs}
         return fn
@@ -219,22 +223,54 @@ def draw_split(name: str, raw: str | Path | None, seed: int, dataset: str | None
     be the protocol's (a protocol drawn from another dataset's data is meaningless)."""
     from . import registry
 
+    check_protocol_name(name)
+    check_protocol_dataset(name, dataset)
+    ds = registry.get(PROTOCOL_INFO[name]["dataset"])
+    if PROTOCOL_INFO[name]["needs"] != "layout" and raw is not None and Path(raw).is_dir():
+        check_protocol_dataset(name, raw_dataset(raw), f" ({Path(raw) / MANIFEST} says so)")
+    return draw_from(name, ds, raw, seed)
+
+
+def check_protocol_name(name: str) -> None:
     if name not in PROTOCOLS:
         raise PseudosupError(f"unknown protocol '{name}'; defined: {sorted(PROTOCOLS)} "
                              f"(or '{PER_CLASS}' for any dataset with classes)")
-    info = PROTOCOL_INFO[name]
-    check_protocol_dataset(name, dataset)
-    ds = registry.get(info["dataset"])
-    if info["needs"] == "layout":
-        return PROTOCOLS[name](ds, seed)
-    if raw is None or not Path(raw).is_dir():
-        raise PseudosupError(f"protocol '{name}' is drawn from the data of '{ds.name}': pass its raw directory "
-                             f"(e.g. --raw data/raw/{ds.name}, made by `pseudosup download`); got {raw}")
-    check_protocol_dataset(name, raw_dataset(raw), f" ({Path(raw) / MANIFEST} says so)")
-    source = ds.labels(raw) if info["needs"] == "labels" else (ds, Path(raw))
-    split = PROTOCOLS[name](source, seed)
-    check_split(split, ds.num_items(raw))
+
+
+def draw_from(name: str, ds, raw: str | Path | None, seed: int, counts: dict | None = None,
+              where: str = "") -> Split:
+    """Protocol `name` drawn from dataset object `ds` (the registered dataset or a
+    stand-in of it): from its layout, or from its labels / files in `raw`; every index
+    checked against the dataset whenever its raw directory is given. `counts` are
+    keyword arguments of the protocol function (a tiny stand-in scales them); `where`
+    names the file they came from, for the error."""
+    counts = counts or {}
+    draw = PROTOCOLS[name]
+    unknown = sorted(set(counts) - set(protocol_counts(name)))
+    if unknown:
+        raise PseudosupError(f"{where or 'counts'}: protocol '{name}' takes no counts {unknown} "
+                             f"(it takes: {protocol_counts(name) or 'none'})")
+    needs = PROTOCOL_INFO[name]["needs"]
+    if needs == "layout":
+        split = draw(ds, seed, **counts)
+    else:
+        if raw is None or not Path(raw).is_dir():
+            raise PseudosupError(f"protocol '{name}' is drawn from the data of '{ds.name}': pass its raw directory "
+                                 f"(e.g. --raw data/raw/{ds.name}, made by `pseudosup download`); got {raw}")
+        source = ds.labels(raw) if needs == "labels" else (ds, Path(raw))
+        split = draw(source, seed, **counts)
+    if needs != "layout" or raw is not None:
+        check_split(split, ds.num_items(raw))
     return split
+
+
+def protocol_counts(name: str) -> list[str]:
+    """The keyword counts protocol `name` can be scaled by: the parameters of its
+    function after the data and the seed."""
+    import inspect
+
+    params = list(inspect.signature(PROTOCOLS[name]).parameters.values())[2:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def check_protocol_dataset(name: str, dataset: str | None, why: str = "") -> None:
@@ -357,15 +393,12 @@ def nuswide_protocol(name: str, source, seed: int, top: int = 21, per_query: int
                  {"queries": queries, "database": database, "train": train}, extra)
 
 
-@protocol("nuswide21-q2100", "nus-wide", NUSWIDE21, needs="raw")
-def _nuswide21(source, seed: int, **counts) -> Split:
-    return nuswide_protocol("nuswide21-q2100", source, seed, **counts)
-
-
-@protocol("nuswide21-q2100-lowlevel", "nus-wide-lowlevel", NUSWIDE21 + " (official low-level features)",
-          needs="raw")
-def _nuswide21_lowlevel(source, seed: int, **counts) -> Split:
-    return nuswide_protocol("nuswide21-q2100-lowlevel", source, seed, **counts)
+# the same draw on the image archive and on the official low-level features; partial keeps
+# the counts visible to `protocol_counts` (a stand-in may scale them)
+protocol("nuswide21-q2100", "nus-wide", NUSWIDE21, needs="raw")(
+    functools.partial(nuswide_protocol, "nuswide21-q2100"))
+protocol("nuswide21-q2100-lowlevel", "nus-wide-lowlevel", NUSWIDE21 + " (official low-level features)",
+         needs="raw")(functools.partial(nuswide_protocol, "nuswide21-q2100-lowlevel"))
 
 
 # --- TEXMEX vectors: the official files --------------------------------------------------
@@ -608,6 +641,5 @@ def mirflickr_protocol(name: str, source, seed: int, queries: int = 2000, train:
     return Split(name, *_info(name), "multilabel", seed, {"queries": q, "database": database, "train": tr}, extra)
 
 
-@protocol("mirflickr25k-q2000", "mirflickr-25k", MIRFLICKR25K_Q2000, needs="raw")
-def _mirflickr25k_q2000(source, seed: int, **counts) -> Split:
-    return mirflickr_protocol("mirflickr25k-q2000", source, seed, **counts)
+protocol("mirflickr25k-q2000", "mirflickr-25k", MIRFLICKR25K_Q2000, needs="raw")(
+    functools.partial(mirflickr_protocol, "mirflickr25k-q2000"))

@@ -75,9 +75,12 @@ def load_manifest(name: str) -> dict:
 
 def standin(name: str) -> Dataset:
     """Dataset `standin-<real>`: the real dataset's reader over the manifest's files."""
+    return _from_manifest(name, load_manifest(name))
+
+
+def _from_manifest(name: str, manifest: dict) -> Dataset:
     from . import registry
 
-    manifest = load_manifest(name)
     real = registry.get(real_name(name))
     if real.shared is not None or not real.files:
         raise PseudosupError(f"dataset '{real.name}' is not downloaded (local files or your own); "
@@ -120,27 +123,14 @@ def draw_split(protocol: str, name: str, raw: Path | None, seed: int):
     of dataset `name`, its description saying whose data it is."""
     from . import splits
 
-    if protocol not in splits.PROTOCOLS:
-        raise PseudosupError(f"unknown protocol '{protocol}'; defined: {sorted(splits.PROTOCOLS)}")
-    info = splits.PROTOCOL_INFO[protocol]
+    splits.check_protocol_name(protocol)
     splits.check_protocol_dataset(protocol, real_name(name))
-    ds = standin(name)
+    manifest = load_manifest(name)
+    ds = _from_manifest(name, manifest)
     # a tiny stand-in may scale the protocol's counts (manifest "protocol": keywords of the
     # protocol function, e.g. per_query); recorded in the split, so no result hides it
-    scaled = load_manifest(name).get("protocol") or {}
-    if info["needs"] == "layout":
-        split = splits.PROTOCOLS[protocol](ds, seed, **scaled)
-    else:
-        if raw is None or not Path(raw).is_dir():
-            raise PseudosupError(f"protocol '{protocol}' is drawn from the data: pass the stand-in's raw directory "
-                                 f"(--raw data/raw/{name}); got {raw}")
-        source = ds.labels(raw) if info["needs"] == "labels" else (ds, Path(raw))
-        try:
-            split = splits.PROTOCOLS[protocol](source, seed, **scaled)
-        except TypeError:
-            raise PseudosupError(f"{manifest_path(name)}: protocol '{protocol}' takes no counts {sorted(scaled)}") from None
-    if info["needs"] != "layout" or raw is not None:
-        splits.check_split(split, ds.num_items(raw))
+    scaled = manifest.get("protocol") or {}
+    split = splits.draw_from(protocol, ds, raw, seed, scaled, where=f"{manifest_path(name)}: protocol")
     note = f"; protocol counts SCALED for the stand-in: {scaled}" if scaled else ""
     extra = {**split.extra, "standin_protocol_counts": scaled} if scaled else split.extra
     return dataclasses.replace(split, name=PREFIX + protocol, dataset=name, extra=extra,

@@ -80,7 +80,7 @@ def _save_locked(split, out_dir: Path, save_split) -> Path:
 
 def _draw(args):
     from ..data.splits import PER_CLASS, draw_defined, draw_per_class, draw_split
-    from ..data.standin import PREFIX
+    from ..data.splits import STANDIN_PREFIX as PREFIX
     from ..io import PseudosupError
 
     if args.protocol and args.dataset and args.dataset.startswith(PREFIX):
@@ -110,7 +110,8 @@ def _draw(args):
 
 def _draw_standin(args):
     """A real dataset's protocol drawn from its stand-in: split standin-<protocol>."""
-    from ..data.standin import PREFIX, draw_split
+    from ..data.splits import STANDIN_PREFIX as PREFIX
+    from ..data.standin import draw_split
     from ..io import PseudosupError
 
     _refuse_counts(args)
