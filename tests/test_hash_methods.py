@@ -185,6 +185,23 @@ def test_ldph_nn_needs_a_linear_reference():
         fit("ldph_nn", 8, data(), params={**FAST["ldph_nn"], "reference": "sh"})
 
 
+def test_ldph_nn_partners_are_exact_up_to_the_limit_then_approximate_with_measured_recall():
+    from pseudosup.mining.knn import knn_graph
+
+    X = data(2000, 16, seed=3)
+    exact = fit("ldph_nn", 8, X)
+    (search,) = [h["neighbour_search"] for h in exact.history if "neighbour_search" in h]
+    assert search["index"] == "exact" and search["recall_at_k"] == 1.0
+    # the same partners as brute-force search of the training features
+    assert np.array_equal(exact.neighbour_graph, knn_graph(X, 3)[1])
+    approx = fit("ldph_nn", 8, X, params={**FAST["ldph_nn"], "neighbour_exact_max": 1000, "neighbour_recall": 0.9})
+    (search,) = [h["neighbour_search"] for h in approx.history if "neighbour_search" in h]
+    assert search["index"] == "ivf" and search["n"] == 2000 and search["nprobe"] >= 1
+    # the recall it reports is the one a check against exact search gives
+    hits = np.mean([len(set(a) & set(b)) / 3 for a, b in zip(approx.neighbour_graph, exact.neighbour_graph)])
+    assert search["recall_at_k"] >= 0.9 and hits >= 0.85
+
+
 def test_ldph_accepts_any_registered_reference():
     for ref in ("lsh", "pcah", "sh"):
         m = fit("ldph", 8, data(300), params={**FAST_LDPH, "reference": ref})
