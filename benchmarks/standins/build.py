@@ -28,6 +28,12 @@ Stand-ins:
   960-d vectors: SEEDED SYNTHETIC (no real GIST source here): non-negative vectors from
   1,000 cluster centres with a shared rank-64 structure and noise, written in chunks;
   exact L2 top-100 ground truth (faiss IndexFlatL2).
+- oxford5k / paris6k: the official archives' layout with the REAL ground truth files
+  (gnd_*.pkl of ../shared/data: image names, queries, ok/junk, boxes); the images are the
+  10 real Oxford photos of ../shared/data and seeded views of 37 real photos (each query
+  landmark's ok/junk images are views of one photo, the rest views of the others).
+- ukbench: ukbench.zip, 10,200 views (640 x 480) in 2,550 groups of 4, each group a
+  random region of one of the 37 real photos.
 """
 
 from __future__ import annotations
@@ -306,7 +312,157 @@ def build_gist_1m(shared: Path, dest: Path, seed: int, counts: dict | None = Non
     return {"dataset": "gist-1m", "description": description, "counts": dict(counts), "files": {path.name: path}}
 
 
-BUILDERS = {"sift-1m": build_sift_1m, "cifar-10": build_cifar_10, "gist-1m": build_gist_1m}
+# --- instance benchmarks: the REAL ground truth, images derived from real photos -------------
+
+def photos(shared: Path) -> list[np.ndarray]:
+    """The 37 real photos of copydays-style-synth (../shared/data, scikit-image, scikit-learn)."""
+    from pseudosup.data.instance_bench import source_photos
+
+    return [p.image for p in source_photos(shared)]
+
+
+def view(photo: np.ndarray, size: tuple[int, int], rng: np.random.Generator, crop: float = 0.6) -> np.ndarray:
+    """A seeded view of a photo at (width, height): a random crop (side >= `crop` of the
+    photo's), a small rotation, a colour change, then resized (aspect not kept)."""
+    import cv2
+
+    h, w = photo.shape[:2]
+    ch, cw = int(h * rng.uniform(crop, 1)), int(w * rng.uniform(crop, 1))
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    img = photo[y:y + ch, x:x + cw]
+    m = cv2.getRotationMatrix2D((cw / 2, ch / 2), rng.uniform(-8, 8), 1.0)
+    img = cv2.warpAffine(img, m, (cw, ch), borderMode=cv2.BORDER_REFLECT)
+    img = np.clip(img.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if cw > size[0] else cv2.INTER_LINEAR)
+
+
+def jpeg(img: np.ndarray, quality: int = 90) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+def tar_add(tf: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(payload), 0
+    tf.addfile(info, io.BytesIO(payload))
+
+
+def building_images(gnd: dict, shared: Path, seed: int, real_dir: Path | None):
+    """(name, jpeg bytes) of every image of an Oxford/Paris ground truth: images that a
+    landmark's queries name (ok, junk, the queries) are views of that landmark's photo,
+    all others views of the remaining photos (distractors); landscape 1024 x 768 or
+    portrait 768 x 1024, as the real images, a query's wide enough for its box. The real
+    Oxford photos of ../shared/data are used as they are."""
+    pics = photos(shared)
+    landmarks = sorted({q.rsplit("_", 1)[0] for q in gnd["qimlist"]})
+    owner = np.full(len(gnd["imlist"]), -1)
+    need = {}
+    for q, qi, g in zip(gnd["qimlist"], gnd["qidx"], gnd["gnd"]):
+        lm = landmarks.index(q.rsplit("_", 1)[0])
+        owner[list(g["ok"]) + list(g["junk"]) + [qi]] = lm
+        x2, y2 = g["bbx"][2], g["bbx"][3]
+        need[qi] = (1024, 768) if x2 <= 1024 and y2 <= 768 else (768, 1024) if x2 <= 768 else (1024, 1024)
+    rng = np.random.default_rng(seed)
+    spare = len(pics) - len(landmarks)
+    for i, name in enumerate(gnd["imlist"]):
+        real = real_dir / f"{name}.jpg" if real_dir else None
+        if real is not None and real.is_file():
+            yield name, real.read_bytes()
+            continue
+        size = need.get(i) or ((1024, 768) if rng.random() < 0.7 else (768, 1024))
+        photo = pics[owner[i]] if owner[i] >= 0 else pics[len(landmarks) + rng.integers(spare)]
+        yield name, jpeg(view(photo, size, rng, crop=0.6 if owner[i] >= 0 else 0.3))
+
+
+def _progress(i: int, n: int, what: str) -> None:
+    if (i + 1) % 1000 == 0 or i + 1 == n:
+        print(f"  {what}: {i + 1:,}/{n:,}", flush=True)
+
+
+def build_oxford5k(shared: Path, dest: Path, seed: int) -> dict:
+    import pickle
+
+    gnd_src = shared / "oxford5k" / "gnd_oxford5k.pkl"
+    gnd = pickle.loads(gnd_src.read_bytes())
+    path, tmp = dest / "oxbuild_images-v1.tgz", dest / ".oxbuild_images-v1.tgz.part"
+    with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:   # JPEGs do not compress
+        for i, (name, payload) in enumerate(building_images(gnd, shared, seed, shared / "oxford5k" / "jpg")):
+            tar_add(tf, f"{name}.jpg", payload)
+            _progress(i, len(gnd["imlist"]), "oxford5k images")
+    os.replace(tmp, path)
+    (dest / "gnd_oxford5k.pkl").write_bytes(gnd_src.read_bytes())
+    description = ("FULL-SIZE STAND-IN of Oxford5k: the REAL ground truth gnd_oxford5k.pkl (5,063 images, 55 queries, "
+                   "ok/junk/boxes; ../shared/data) over 5,063 JPEGs (1024 x 768 or 768 x 1024) of which 10 are real "
+                   "Oxford photos (../shared/data/oxford5k/jpg) and the others seeded views (crop, rotation, colour) "
+                   "of 37 real photos: each query landmark's ok/junk images are views of one photo, all other images "
+                   f"views of the rest (seed {seed}). Measures time and memory; not Oxford5k.")
+    return {"dataset": "oxford5k", "description": description,
+            "files": {"oxbuild_images-v1.tgz": path, "gnd_oxford5k.pkl": dest / "gnd_oxford5k.pkl"}}
+
+
+def build_paris6k(shared: Path, dest: Path, seed: int) -> dict:
+    import pickle
+
+    gnd_src = shared / "oxford5k" / "gnd_paris6k.pkl"
+    gnd = pickle.loads(gnd_src.read_bytes())
+    half = len(gnd["imlist"]) // 2
+    files = {}
+    images = building_images(gnd, shared, seed, None)
+    for k in (1, 2):
+        path, tmp = dest / f"paris_{k}-v1.tgz", dest / f".paris_{k}-v1.tgz.part"
+        with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:
+            for i in range(half) if k == 1 else range(half, len(gnd["imlist"])):
+                name, payload = next(images)
+                landmark = name[len("paris_"):].rsplit("_", 1)[0]
+                tar_add(tf, f"paris/{landmark}/{name}.jpg", payload)
+                _progress(i, len(gnd["imlist"]), "paris6k images")
+        os.replace(tmp, path)
+        files[path.name] = path
+    (dest / "gnd_paris6k.pkl").write_bytes(gnd_src.read_bytes())
+    files["gnd_paris6k.pkl"] = dest / "gnd_paris6k.pkl"
+    description = ("FULL-SIZE STAND-IN of Paris6k: the REAL ground truth gnd_paris6k.pkl (6,392 images, 55 queries; "
+                   "../shared/data) over 6,392 JPEGs (1024 x 768 or 768 x 1024) in paris_1-v1.tgz / paris_2-v1.tgz "
+                   "(paris/<landmark>/<name>.jpg), seeded views of 37 real photos: each query landmark's ok/junk "
+                   f"images are views of one photo, all others views of the rest (seed {seed}). Not Paris6k.")
+    return {"dataset": "paris6k", "description": description, "files": files}
+
+
+UKBENCH_GROUPS = 2_550
+
+
+def build_ukbench(shared: Path, dest: Path, seed: int, groups: int = UKBENCH_GROUPS) -> dict:
+    import zipfile
+
+    pics = photos(shared)
+    rng = np.random.default_rng(seed)
+    path, tmp = dest / "ukbench.zip", dest / ".ukbench.zip.part"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for g in range(groups):
+            # one object per group: a random region of a photo, seen four times
+            photo = pics[g % len(pics)]
+            h, w = photo.shape[:2]
+            side = int(min(h, w) * rng.uniform(0.35, 0.7))
+            y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+            obj = photo[y:y + side, x:x + side]
+            for v in range(4):
+                img = view(obj, (640, 480), rng, crop=0.8)
+                z.writestr(f"full/ukbench{4 * g + v:05d}.jpg", jpeg(img))
+                z.writestr(f"thumbnails/ukbench{4 * g + v:05d}.jpg", jpeg(img[::4, ::4]))
+            _progress(4 * g + 3, 4 * groups, "ukbench images")
+        z.writestr("index.html", "<html><p>STAND-IN of UKBench built by pseudosup benchmarks/standins/build.py</p></html>")
+    os.replace(tmp, path)
+    description = (f"FULL-SIZE STAND-IN of UKBench: {4 * groups:,} JPEGs of 640 x 480 in ukbench.zip (full/ and "
+                   f"thumbnails/), {groups:,} groups of 4: a random square region of one of 37 real photos, "
+                   f"seen as four seeded views (crop, rotation, colour; seed {seed}). Not UKBench.")
+    doc = {"dataset": "ukbench", "description": description, "files": {"ukbench.zip": path}}
+    return doc if groups == UKBENCH_GROUPS else {**doc, "counts": {"images": 4 * groups}}
+
+
+BUILDERS = {"sift-1m": build_sift_1m, "cifar-10": build_cifar_10, "gist-1m": build_gist_1m,
+            "oxford5k": build_oxford5k, "paris6k": build_paris6k, "ukbench": build_ukbench}
 
 
 def main(argv=None) -> int:
