@@ -32,6 +32,8 @@ Stand-ins:
   (gnd_*.pkl of ../shared/data: image names, queries, ok/junk, boxes); the images are the
   10 real Oxford photos of ../shared/data and seeded views of 37 real photos (each query
   landmark's ok/junk images are views of one photo, the rest views of the others).
+- mirflickr-25k: mirflickr25k.zip + the v080 annotations zip: 25,000 real CIFAR-10 test
+  images and variants, upscaled to 500 x 375, labels derived from their classes.
 - ukbench: ukbench.zip, 10,200 views (640 x 480) in 2,550 groups of 4, each group a
   random region of one of the 37 real photos.
 """
@@ -461,8 +463,72 @@ def build_ukbench(shared: Path, dest: Path, seed: int, groups: int = UKBENCH_GRO
     return doc if groups == UKBENCH_GROUPS else {**doc, "counts": {"images": 4 * groups}}
 
 
+# --- MIRFLICKR-25K: real CIFAR-10 images, labels derived from their classes ------------------
+
+# the MIRFLICKR concepts each CIFAR-10 class implies (the potential label set; _r1 = the
+# relevant subset). Shared by every image of the class, so multi-label relevance follows
+# the image content; a few seeded extra concepts per image make the sets differ.
+MIR_FROM_CLASS = {"airplane": ("transport", "sky", "structures"), "automobile": ("car", "transport"),
+                  "bird": ("bird", "animals"), "cat": ("animals", "indoor"), "deer": ("animals", "plant_life", "tree"),
+                  "dog": ("dog", "animals"), "frog": ("animals", "water", "plant_life"),
+                  "horse": ("animals", "plant_life"), "ship": ("transport", "sea", "water"),
+                  "truck": ("car", "transport", "structures")}
+
+
+def build_mirflickr_25k(shared: Path, dest: Path, seed: int, n: int = 25_000) -> dict:
+    import zipfile
+
+    import cv2
+
+    from pseudosup.data.mirflickr import (
+        ANNOTATIONS_ZIP,
+        CONCEPTS,
+        IMAGE_DIR,
+        IMAGES_ZIP,
+        RELEVANT_CONCEPTS,
+        RELEVANT_SUFFIX,
+    )
+
+    images, labels = cifar_test_rgb(shared)
+    rng = np.random.default_rng(seed)
+    # 25,000 = the 10,000 real test images and seeded variants, in a seeded order
+    pool = np.concatenate([images] + [cifar_variant(images, v, rng) for v in (1, 2)])
+    pool_labels = np.tile(labels, 3)
+    pick = rng.permutation(len(pool))[:n]
+    potential = np.zeros((n, len(CONCEPTS)), np.uint8)
+    for k, c in enumerate(pool_labels[pick]):
+        potential[k, [CONCEPTS.index(x) for x in MIR_FROM_CLASS[CIFAR_CLASSES[c]]]] = 1
+    potential |= (rng.random(potential.shape) < 0.03).astype(np.uint8)
+    cols = [CONCEPTS.index(c) for c in RELEVANT_CONCEPTS]
+    relevant = potential[:, cols] & (rng.random((n, len(cols))) < 0.6)
+    path, tmp = dest / IMAGES_ZIP, dest / f".{IMAGES_ZIP}.part"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for k, i in enumerate(pick):
+            # Flickr photos are about 500 x 375; upscaled, the CNN sees what it sees on CIFAR-10
+            img = cv2.resize(pool[i], (500, 375), interpolation=cv2.INTER_CUBIC)
+            z.writestr(f"{IMAGE_DIR}/im{k + 1}.jpg", jpeg(img))
+            z.writestr(f"{IMAGE_DIR}/meta/tags/tags{k + 1}.txt", "")
+            _progress(k, n, "mirflickr images")
+    os.replace(tmp, path)
+    ann = dest / ANNOTATIONS_ZIP
+    with zipfile.ZipFile(dest / f".{ANNOTATIONS_ZIP}.part", "w") as z:
+        z.writestr("README.txt", "STAND-IN annotations derived from CIFAR-10 classes (pseudosup benchmarks/standins)\n")
+        for j, c in enumerate(CONCEPTS):
+            z.writestr(f"{c}.txt", "".join(f"{i + 1}\n" for i in np.flatnonzero(potential[:, j])))
+        for j, c in enumerate(RELEVANT_CONCEPTS):
+            z.writestr(f"{c}{RELEVANT_SUFFIX}.txt", "".join(f"{i + 1}\n" for i in np.flatnonzero(relevant[:, j])))
+    os.replace(dest / f".{ANNOTATIONS_ZIP}.part", ann)
+    description = (f"FULL-SIZE STAND-IN of MIRFLICKR-25K: {n:,} JPEGs of 500 x 375 = the 10,000 REAL CIFAR-10 test "
+                   "images and seeded variants (flip, crop), upscaled, in the official zip layout; the 24 + 14 label "
+                   "files DERIVED from the CIFAR-10 classes (each class implies 2-3 MIRFLICKR concepts, plus 3 % "
+                   f"seeded extra concepts per image; _r1 = a seeded 60 % of each; seed {seed}). Not MIRFLICKR-25K.")
+    doc = {"dataset": "mirflickr-25k", "description": description, "files": {IMAGES_ZIP: path, ANNOTATIONS_ZIP: ann}}
+    return doc if n == 25_000 else {**doc, "counts": {"images": n}}
+
+
 BUILDERS = {"sift-1m": build_sift_1m, "cifar-10": build_cifar_10, "gist-1m": build_gist_1m,
-            "oxford5k": build_oxford5k, "paris6k": build_paris6k, "ukbench": build_ukbench}
+            "oxford5k": build_oxford5k, "paris6k": build_paris6k, "ukbench": build_ukbench,
+            "mirflickr-25k": build_mirflickr_25k}
 
 
 def main(argv=None) -> int:
