@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import register
-from .base import LinearHasher, pca
+from .base import LinearHasher, pca, project
 
 
 @register("itq")
@@ -24,7 +24,7 @@ class ITQ(LinearHasher):
         if train_size and train_size < len(X):
             X = X[np.sort(rng.choice(len(X), train_size, replace=False))]
         mean, P = pca(X, self.bits)
-        V = (X - mean) @ P
+        V = project(X, mean, P)
         R = rotation_itq(V, n_iter, rng)
         self.mean, self.W = mean, P @ R
 

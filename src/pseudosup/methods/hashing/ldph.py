@@ -50,7 +50,7 @@ from ... import codes as C
 from ...io import PseudosupError
 from ...log import log, progress
 from ..registry import get, register
-from .base import check_training_data, pca
+from .base import check_training_data, pca, project
 
 FAITHFUL = {
     "reference": "itq", "reference_params": {}, "pairs_per_sample": 10, "lr": 2.0, "momentum": 0.5,
@@ -144,6 +144,17 @@ def ols(d_ham: np.ndarray, d_euc: np.ndarray) -> tuple[float, float]:
     return float(b[0]), float(b[1])
 
 
+def pair_distances(X: np.ndarray, pairs: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Euclidean distance of each pair of rows, in float64, a block of pairs at a time
+    (gathering both rows of 5,000,000 pairs at once would hold them all twice)."""
+    out = np.empty(len(pairs))
+    for i in range(0, len(pairs), chunk):
+        a, b = pairs[i:i + chunk, 0], pairs[i:i + chunk, 1]
+        diff = np.asarray(X[a], dtype=np.float64) - np.asarray(X[b], dtype=np.float64)
+        out[i:i + chunk] = np.sqrt((diff ** 2).sum(axis=1))
+    return out
+
+
 def pair_hamming(U: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return (U[pairs[:, 0]] != U[pairs[:, 1]]).sum(axis=1).astype(np.float64)
 
@@ -181,9 +192,8 @@ class LDPH:
     def fit(self, X: np.ndarray) -> "LDPH":
         check_training_data(X, self.bits, needs_pca=True)
         get(self.p("reference"))  # an unknown reference is an error before any work
-        X = np.asarray(X, dtype=np.float64)
         mean, P = pca(X, self._input_dims(X))
-        V = (X - mean) @ P
+        V = project(X, mean, P)
         mu, sigma = V.mean(axis=0), V.std(axis=0, ddof=1)
         if np.any(sigma <= 1e-12 * max(1.0, float(np.abs(V).max()))):
             raise PseudosupError(f"{self.name}: {int((sigma <= 1e-12).sum())} of the {V.shape[1]} PCA directions are "
@@ -214,7 +224,7 @@ class LDPH:
 
     def _pair_distances(self, x: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         """Plain Euclidean distances of the z-scored inputs (as the authors' mex code)."""
-        return np.sqrt(((x[pairs[:, 0]] - x[pairs[:, 1]]) ** 2).sum(axis=1))
+        return pair_distances(x, pairs)
 
     def _new_net(self, x: np.ndarray, net_rng: np.random.Generator) -> Net:
         return Net([x.shape[1], x.shape[1], self.bits], net_rng, float(self.p("dropout")))

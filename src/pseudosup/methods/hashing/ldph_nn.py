@@ -31,7 +31,7 @@ import numpy as np
 from ...io import PseudosupError
 from ...log import log
 from ..registry import register
-from .ldph import FAITHFUL, LDPH, TANH_A, TANH_B, _sigmoid, _tanh_opt, _with_bias, pair_hamming
+from .ldph import FAITHFUL, LDPH, TANH_A, TANH_B, _sigmoid, _tanh_opt, _with_bias, pair_distances, pair_hamming
 
 NN_DEFAULTS = {
     **FAITHFUL,
@@ -151,8 +151,7 @@ class LDPHNN(LDPH):
         return self.bits if want is None else max(self.bits, min(int(want), X.shape[1], len(X)))
 
     def _pair_distances(self, x, pairs):
-        X = self._space(x)
-        return np.sqrt(((X[pairs[:, 0]] - X[pairs[:, 1]]) ** 2).sum(axis=1))
+        return pair_distances(self._space(x), pairs)
 
     def _new_net(self, x, net_rng):
         ref = self.reference_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import register
-from .base import LinearHasher
+from .base import LinearHasher, column_mean
 
 
 @register("lsh")
@@ -13,5 +13,5 @@ class LSH(LinearHasher):
     def _fit(self, X: np.ndarray) -> None:
         rng = np.random.default_rng(self.seed)
         center = self.params.get("center", True)
-        self.mean = X.mean(axis=0) if center else np.zeros(X.shape[1])
+        self.mean = column_mean(X) if center else np.zeros(X.shape[1])
         self.W = rng.standard_normal((X.shape[1], self.bits))

@@ -17,7 +17,7 @@ import numpy as np
 from ... import codes as C
 from ...io import PseudosupError
 from ..registry import register
-from .base import check_training_data, pca
+from .base import check_training_data, pca, project
 
 
 @register("sh")
@@ -32,10 +32,9 @@ class SH:
 
     def fit(self, X: np.ndarray) -> "SH":
         check_training_data(X, self.bits, needs_pca=False)
-        X = np.asarray(X, dtype=np.float64)
         npca = min(self.bits, X.shape[1], len(X))
         mean, P = pca(X, npca)
-        V = (X - mean) @ P
+        V = project(X, mean, P)
         eps = float(self.params.get("eps", 1e-10))
         lo, hi = V.min(axis=0) - eps, V.max(axis=0) + eps
         self.arrays_ = {"mean": mean, "P": P, "lo": lo, "hi": hi, "modes": _modes(hi - lo, self.bits)}
