@@ -289,3 +289,19 @@ def test_scene_reader_names_a_bad_file(tmp_path):
     (tmp_path / "scene-test.arff").write_text("1,2,3\n")
     with pytest.raises(PseudosupError, match="scene-train.arff: 3 columns"):
         multilabel.read_scene(tmp_path)
+
+
+def test_blocked_pca_projection_and_pair_distances_equal_their_one_shot_definitions():
+    from pseudosup.methods.hashing import base
+
+    X = data(1000, 12, seed=5).astype(np.float32)
+    X64 = X.astype(np.float64)
+    mean, W = base.pca(X, 5, chunk=97)          # blocks that do not divide n
+    vals, vecs = np.linalg.eigh(np.cov(X64 - X64.mean(0), rowvar=False))
+    ref = vecs[:, np.argsort(vals)[::-1][:5]]
+    ref *= np.sign(ref[np.abs(ref).argmax(0), np.arange(5)])
+    assert np.allclose(mean, X64.mean(0), rtol=1e-12) and np.allclose(W, ref, atol=1e-9)
+    assert np.allclose(base.project(X, mean, W, chunk=97), (X64 - mean) @ W, rtol=1e-12, atol=1e-12)
+    pairs = np.random.default_rng(0).integers(0, 1000, (500, 2))
+    naive = np.sqrt(((X64[pairs[:, 0]] - X64[pairs[:, 1]]) ** 2).sum(axis=1))
+    assert np.array_equal(ldph.pair_distances(X, pairs, chunk=7), naive)
