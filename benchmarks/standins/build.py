@@ -214,9 +214,7 @@ def build_cifar_10(shared: Path, dest: Path, seed: int) -> dict:
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
     def add(tf, name: str, payload: bytes):
-        info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-        info.size, info.mtime = len(payload), 0
-        tf.addfile(info, io.BytesIO(payload))
+        tar_add(tf, f"cifar-10-batches-py/{name}", payload)
 
     with tarfile.open(tmp, "w:gz", compresslevel=6) as tf:
         for b, name in enumerate(names):

@@ -246,10 +246,11 @@ def draw_from(name: str, ds, raw: str | Path | None, seed: int, counts: dict | N
     names the file they came from, for the error."""
     counts = counts or {}
     draw = PROTOCOLS[name]
-    unknown = sorted(set(counts) - set(protocol_counts(name)))
+    takes = protocol_counts(name)
+    unknown = sorted(set(counts) - set(takes))
     if unknown:
         raise PseudosupError(f"{where or 'counts'}: protocol '{name}' takes no counts {unknown} "
-                             f"(it takes: {protocol_counts(name) or 'none'})")
+                             f"(it takes: {takes or 'none'})")
     needs = PROTOCOL_INFO[name]["needs"]
     if needs == "layout":
         split = draw(ds, seed, **counts)
@@ -267,8 +268,6 @@ def draw_from(name: str, ds, raw: str | Path | None, seed: int, counts: dict | N
 def protocol_counts(name: str) -> list[str]:
     """The keyword counts protocol `name` can be scaled by: the parameters of its
     function after the data and the seed."""
-    import inspect
-
     params = list(inspect.signature(PROTOCOLS[name]).parameters.values())[2:]
     return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 

@@ -50,7 +50,7 @@ from ... import codes as C
 from ...io import PseudosupError
 from ...log import log, progress
 from ..registry import get, register
-from .base import check_training_data, pca, project
+from .base import CHUNK, check_training_data, pca, project
 
 FAITHFUL = {
     "reference": "itq", "reference_params": {}, "pairs_per_sample": 10, "lr": 2.0, "momentum": 0.5,
@@ -144,7 +144,7 @@ def ols(d_ham: np.ndarray, d_euc: np.ndarray) -> tuple[float, float]:
     return float(b[0]), float(b[1])
 
 
-def pair_distances(X: np.ndarray, pairs: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+def pair_distances(X: np.ndarray, pairs: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     """Euclidean distance of each pair of rows, in float64, a block of pairs at a time
     (gathering both rows of 5,000,000 pairs at once would hold them all twice)."""
     out = np.empty(len(pairs))
