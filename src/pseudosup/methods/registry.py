@@ -24,6 +24,7 @@ class Hasher:
     pca: bool = False          # projects onto `bits` PCA directions: bits <= feature dims
     zscore: bool = False       # scales those directions: bits <= varying feature columns
     reference: bool = False    # fits a reference hasher first (params `reference`)
+    torch: bool = False        # trains a torch model (the train stage caps torch's threads)
 
     @property
     def reads_dataset(self) -> bool:
@@ -33,13 +34,17 @@ class Hasher:
 
 _H = "pseudosup.methods.hashing."
 ENTRIES = {
-    "dsrh": Hasher(_H + "dsrh", supervised=True),
-    "dsrh_cnn": Hasher(_H + "dsrh", supervised=True, inputs="images"),
+    "bihalf": Hasher(_H + "bihalf", torch=True),
+    "dsrh": Hasher(_H + "dsrh", supervised=True, torch=True),
+    "dsrh_cnn": Hasher(_H + "dsrh", supervised=True, inputs="images", torch=True),
+    "greedyhash": Hasher(_H + "greedyhash", torch=True),
     "itq": Hasher(_H + "itq", pca=True),
     "ldph": Hasher(_H + "ldph", pca=True, zscore=True, reference=True),
     "ldph_nn": Hasher(_H + "ldph_nn", pca=True, zscore=True, reference=True),
     "lsh": Hasher(_H + "lsh"),
     "pcah": Hasher(_H + "pcah", pca=True),
+    "sdc": Hasher(_H + "sdc", torch=True),
+    "sdc_rnn": Hasher(_H + "sdc", torch=True),
     "sh": Hasher(_H + "sh"),
 }
 DEFAULT_REFERENCE = "itq"  # params schema $defs.ldph_reference default

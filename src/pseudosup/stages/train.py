@@ -58,7 +58,7 @@ def run(args) -> None:
     P.check_features(args.features, fmeta, args.dataset)
     P.check_split(split, args.split, fmeta, args.features)
     hasher = cls(args.bits, cfg, seed)
-    if needs.supervised:  # torch models: the job's threads, no more
+    if needs.torch:  # torch models: the job's threads, no more
         import torch
         torch.set_num_threads(args.threads)
     inputs = training_inputs(hasher, args, X, train)
@@ -69,7 +69,8 @@ def run(args) -> None:
             "dataset": fmeta["dataset"], "feature": fmeta["feature"], "dim": int(X.shape[1]),
             **P.split_record(split, args.split), "encodes": needs.inputs,
             "train_items": int(len(train)), "code_version": code_version(),
-            **P.stamp(args.features, args.split, args.raw)}
+            # the raw data is an input only of hashers that read it (labels or images)
+            **P.stamp(args.features, args.split, args.raw if needs.reads_dataset else None)}
     if getattr(hasher, "history", None):
         meta["training_history"] = hasher.history
     save_npz(args.out, meta, **{k: np.asarray(v) for k, v in hasher.arrays().items()})
@@ -142,4 +143,7 @@ def dataset_of(args):
     if args.dataset is None or args.raw is None:
         raise PseudosupError(f"method {args.method}: this hasher needs the dataset's labels or images; "
                              "pass --dataset and --raw (the train rule does)")
+    if not args.raw.is_dir():
+        raise PseudosupError(f"--raw {args.raw}: no such directory; method {args.method} reads the labels or "
+                             f"images of {args.dataset} from it (build it: snakemake --cores 1 {args.raw})")
     return data_registry.get(args.dataset)
