@@ -57,7 +57,7 @@ def run(args) -> None:
     X, fmeta = load_array(args.features)
     P.check_features(args.features, fmeta, args.dataset)
     P.check_split(split, args.split, fmeta, args.features)
-    hasher = cls(args.bits, cfg, seed)
+    hasher = make_hasher(cls, args.bits, cfg, seed, args.threads)
     if needs.torch:  # torch models: the job's threads, no more
         import torch
         torch.set_num_threads(args.threads)
@@ -90,6 +90,17 @@ def check_method(args, cfg):
         except PseudosupError as e:
             raise PseudosupError(f"methods.{args.method}.reference: {e}") from None
     return cls
+
+
+def make_hasher(cls, bits: int, cfg: dict, seed: int, threads: int):
+    """The hasher; one whose constructor takes `threads` (the torch heads and ldph_nn;
+    sdc_rnn and ldph_nn search their training set's neighbours with faiss) gets the
+    job's thread count (Snakemake's `threads`), the others run as constructed anywhere."""
+    import inspect
+
+    if "threads" in inspect.signature(cls).parameters:
+        return cls(bits, cfg, seed, threads=threads)
+    return cls(bits, cfg, seed)
 
 
 def _needs(hasher: str):

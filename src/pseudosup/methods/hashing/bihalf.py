@@ -45,7 +45,7 @@ class BiHalf(HeadHasher):
 
         return nn.Linear(d, self.bits)
 
-    def _loss(self, x, h, rows, rng):
+    def _loss(self, x, h, rows, features, rng):
         import torch.nn.functional as F
 
         b = bihalf(h, float(self.p("gamma")))

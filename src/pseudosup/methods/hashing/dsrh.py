@@ -34,6 +34,8 @@ from ... import codes as C
 from ...io import PseudosupError
 from ...log import log, progress
 from ..registry import register
+from .base import check_training_data
+from .torch_state import load_state_arrays, state_arrays
 
 DEFAULTS = {"hidden": 512, "dropout": 0.5, "margin": 5.0, "balance": 1.0, "weight_decay": 5e-4, "lr": 0.01,
             "momentum": 0.9, "epochs": 60, "batch_size": 128, "lr_steps": 2, "lr_factor": 10.0,
@@ -145,9 +147,7 @@ class _DSRHBase:
         return self
 
     def _standardize_fit(self, F: np.ndarray) -> np.ndarray:
-        if not np.isfinite(F).all():
-            bad = np.flatnonzero(~np.isfinite(F).all(axis=0))
-            raise PseudosupError(f"{self.name}: NaN or infinite values in feature columns {bad[:10].tolist()}")
+        check_training_data(F, self.bits, needs_pca=False, what=f"{self.name}: training features")
         if self.p("standardize"):
             self.mu, self.sd = F.mean(axis=0), F.std(axis=0) + 1e-6
         else:
@@ -229,21 +229,16 @@ class _DSRHBase:
 
     # self-describing model files: every tensor as an array
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {f"head.{k}": v.detach().numpy() for k, v in self.head.state_dict().items()}
-        out.update({"mu": np.asarray(self.mu), "sd": np.asarray(self.sd)})
-        return out
+        return {**state_arrays(self.head, "head."), "mu": np.asarray(self.mu), "sd": np.asarray(self.sd)}
 
     @classmethod
     def from_arrays(cls, bits: int, params: dict, seed: int, arrays: dict):
-        import torch
-
         model = cls(bits, params, seed)
         model.mu, model.sd = np.asarray(arrays["mu"]), np.asarray(arrays["sd"])
         model._load_extra(arrays)
         d_in = arrays["head.fc6.weight"].shape[1]
-        model.head = _head(d_in, arrays["head.fc6.weight"].shape[0], bits, float(model.p("dropout")))
-        model.head.load_state_dict({k[5:]: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()
-                                    if k.startswith("head.")})
+        head = _head(d_in, arrays["head.fc6.weight"].shape[0], bits, float(model.p("dropout")))
+        model.head = load_state_arrays(head, arrays, "head.")
         model.head.eval()
         return model
 
@@ -351,16 +346,9 @@ class DSRHCNN(_DSRHBase):
         return self.head((feats - mu) / sd)
 
     def arrays(self):
-        out = super().arrays()
-        out.update({f"backbone.{k}": v.detach().numpy() for k, v in self.backbone.state_dict().items()})
-        return out
+        return {**super().arrays(), **state_arrays(self.backbone, "backbone.")}
 
     def _load_extra(self, arrays) -> None:
-        import torch
-
         from ...features.mobilenet import MobileNetV2
 
-        net = MobileNetV2()
-        net.load_state_dict({k[9:]: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()
-                             if k.startswith("backbone.")})
-        self.backbone = net.eval()
+        self.backbone = load_state_arrays(MobileNetV2(), arrays, "backbone.").eval()

@@ -28,7 +28,7 @@ class GreedyHash(HeadHasher):
 
         return nn.Linear(d, self.bits)
 
-    def _loss(self, x, h, rows, rng):
+    def _loss(self, x, h, rows, features, rng):
         import torch.nn.functional as F
 
         b = sign_straight_through(h)

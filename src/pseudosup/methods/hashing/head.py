@@ -5,9 +5,11 @@ uniform re-implementation of these methods by the SDC authors (kamwoh/sdc, the
 settings of its configs/train.yaml: batch 64, 100 epochs, Adam lr 1e-4, weight decay
 1e-5, the rate divided by 10 after 80 % of the epochs; backbone frozen).
 
-A subclass builds its head (`_build`), says what the head outputs (`_outputs`), its
-loss on one batch (`_loss`) and which output is signed into codes (`_code_logits`).
-Labels never enter: `fit(X)` takes the features only.
+A subclass builds its head (`_build`), says its loss on one batch (`_loss`, given the
+batch, its rows and the whole training-feature tensor) and which output is signed into
+codes (`_code_logits`). Labels never enter: `fit(X)` takes the features only. `threads`
+(the job's thread count; 1 by default) is what a hasher that mines its training set
+(sdc_rnn's kNN search) may use.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 from ... import codes as C
 from ...io import PseudosupError
 from ...log import log, progress
+from .base import check_training_data
+from .torch_state import load_state_arrays, state_arrays
 
 HEAD_DEFAULTS = {"epochs": 100, "batch_size": 64, "lr": 1e-4, "weight_decay": 1e-5, "lr_step": 0.8,
                  "lr_gamma": 0.1, "center": False}
@@ -28,11 +32,12 @@ class HeadHasher:
     name = "head"
     defaults: dict = {}
 
-    def __init__(self, bits: int, params: dict | None = None, seed: int = 0):
+    def __init__(self, bits: int, params: dict | None = None, seed: int = 0, *, threads: int = 1):
         self.bits = int(bits)
         given = {k: v for k, v in dict(params or {}).items() if v is not None}
         self.params = {**HEAD_DEFAULTS, **self.defaults, **given}
         self.seed = int(seed)
+        self.threads = int(threads)  # for mining the training set (faiss); torch's are the caller's
         self.head = None
         self.mu: np.ndarray | None = None
         self.history: list[dict] = []
@@ -44,8 +49,10 @@ class HeadHasher:
     def _build(self, d: int):
         raise NotImplementedError
 
-    def _loss(self, x, out, rows, rng):
-        """(loss tensor, {component: float}) for the batch x (features of `rows`)."""
+    def _loss(self, x, out, rows, features, rng):
+        """(loss tensor, {component: float}) for the batch x = features[rows] and the
+        head's output on it `out`; `features` is the whole training-input tensor (n, d),
+        for a loss that also runs the head on other training items."""
         raise NotImplementedError
 
     def _code_logits(self, out):
@@ -81,9 +88,7 @@ class HeadHasher:
                                  f"got shape {X.shape}; lower methods.<name>.batch_size or add items")
         if bs < 4 or bs % 2:
             raise PseudosupError(f"{self.name}: batch_size {bs} must be even and at least 4 (its halves are paired)")
-        if not np.isfinite(X).all():
-            bad = np.flatnonzero(~np.isfinite(X).all(axis=0))
-            raise PseudosupError(f"{self.name}: NaN or infinite values in feature columns {bad[:10].tolist()}")
+        check_training_data(X, self.bits, needs_pca=False, what=f"{self.name}: training features")
         return X
 
     def _train(self, F, rng) -> None:
@@ -104,7 +109,7 @@ class HeadHasher:
             for b0 in range(0, n - bs + 1, bs):
                 rows = order[b0:b0 + bs]
                 x = F[torch.from_numpy(rows)]
-                loss, parts = self._loss(x, self.head(x), rows, rng)
+                loss, parts = self._loss(x, self.head(x), rows, F, rng)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -139,19 +144,13 @@ class HeadHasher:
 
     # self-describing model files --------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {f"head.{k}": v.detach().numpy() for k, v in self.head.state_dict().items()}
-        out["mu"] = np.asarray(self.mu)
-        return out
+        return {**state_arrays(self.head, "head."), "mu": np.asarray(self.mu)}
 
     @classmethod
     def from_arrays(cls, bits: int, params: dict, seed: int, arrays: dict):
-        import torch
-
         model = cls(bits, params, seed)
         model.mu = np.asarray(arrays["mu"], dtype=np.float32)
-        model.head = model._build(len(model.mu))
-        model.head.load_state_dict({k[5:]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
-                                    if k.startswith("head.")})
+        model.head = load_state_arrays(model._build(len(model.mu)), arrays, "head.")
         model.head.train(False)
         return model
 

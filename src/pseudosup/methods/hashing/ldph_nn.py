@@ -24,8 +24,6 @@ is unchanged). What changes, and why (measurements in docs/hashing.md):
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ...io import PseudosupError
@@ -110,15 +108,17 @@ class LDPHNN(LDPH):
     name = "ldph_nn"
     defaults = NN_DEFAULTS
 
+    def __init__(self, bits: int, params: dict | None = None, seed: int = 0, *, threads: int = 1):
+        super().__init__(bits, params, seed)
+        self.threads = int(threads)  # the neighbour search's (faiss); the train stage passes the job's
+
     def _sample_pairs(self, x, rng):
         from ...mining.knn import KnnSettings, build_knn
 
         n, k = len(x), int(self.p("neighbours"))
         settings = KnnSettings(index=self.p("neighbour_index"), exact_max=int(self.p("neighbour_exact_max")),
                                target_recall=float(self.p("neighbour_recall")), seed=self.seed)
-        # the job's thread cap (the train stage sets it from Snakemake's `threads`)
-        graph = build_knn(self._space(x), k, settings=settings,
-                          threads=int(os.environ.get("OMP_NUM_THREADS") or 1))
+        graph = build_knn(self._space(x), k, settings=settings, threads=self.threads)
         nbr = graph.indices
         self.neighbour_graph = nbr
         # which search found the partners, and its measured recall, stay with the model

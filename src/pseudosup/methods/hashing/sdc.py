@@ -24,8 +24,6 @@ Calibration spreads the code similarities, the mined pairs say which should be n
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..registry import register
@@ -70,7 +68,7 @@ class SDC(HeadHasher):
         quan = (1 - F.cosine_similarity(v, v.sign())).mean()
         return rec, quan
 
-    def _loss(self, x, v, rows, rng):
+    def _loss(self, x, v, rows, features, rng):
         rec, quan = self._sdc_terms(x, v)
         loss = float(self.p("rec")) * rec + float(self.p("quan")) * quan
         return loss, {"calibration": float(rec.item()), "quantisation": float(quan.item())}
@@ -101,9 +99,8 @@ class SDCRNN(SDC):
         from ...mining.knn import knn_graph
         from ...mining.reciprocal import reversible_adjacency
 
-        # the job's thread cap (the train stage sets it from Snakemake's `threads`)
-        threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
-        _, nbr = knn_graph(X, int(self.p("neighbours")), metric="cosine", threads=threads)
+        # self.threads: the job's thread count (the train stage passes Snakemake's `threads`)
+        _, nbr = knn_graph(X, int(self.p("neighbours")), metric="cosine", threads=self.threads)
         A = reversible_adjacency(nbr)
         self.partners = (A.indptr, A.indices)
         self.history.append({"epoch": 0, "reversible_pairs": int(A.nnz // 2),
@@ -116,7 +113,7 @@ class SDCRNN(SDC):
         pick = start + (rng.random(len(rows)) * np.maximum(count, 1)).astype(np.int64)
         return np.where(count > 0, indices[np.minimum(pick, len(indices) - 1)], rows)
 
-    def _loss(self, x, v, rows, rng):
+    def _loss(self, x, v, rows, features, rng):
         import torch
 
         rec, quan = self._sdc_terms(x, v)
@@ -124,15 +121,8 @@ class SDCRNN(SDC):
         pos = self._positives(rows[:h], rng)
         # the positives' codes, through the same head (BatchNorm in training mode sees
         # them as a batch of their own; their features are the frozen training features)
-        vp = self.head(self._features[torch.from_numpy(pos)])
+        vp = self.head(features[torch.from_numpy(pos)])
         cont = simclr(v[:h], vp, float(self.p("temperature")))
         loss = float(self.p("rec")) * rec + float(self.p("quan")) * quan + float(self.p("cont")) * cont
         return loss, {"calibration": float(rec.item()), "quantisation": float(quan.item()),
                       "contrastive": float(cont.item())}
-
-    def _train(self, F, rng) -> None:
-        self._features = F
-        try:
-            super()._train(F, rng)
-        finally:
-            del self._features
