@@ -176,11 +176,16 @@ def test_cross_feature_experiment_runs_end_to_end(tmp_path):
     finally:
         os.environ.pop("PSEUDOSUP_SHARED_DATA", None)
     res = json.loads((project / "results/runs/instance/retrieval.json").read_text())
-    assert set(res["results"]) == {"sift", "cnn", "fusion", "cie", "cie-embedded-queries", "finetuned"}
+    # params retrieval.refine.methods adds the label-free refinements (methods/refine.py)
+    assert set(res["results"]) == {"sift", "cnn", "fusion", "cie", "cie-embedded-queries", "finetuned",
+                                   "cnn-aqe", "cnn-dba-aqe", "cnn-diffusion", "cnn-k-reciprocal", "cie-diffusion"}
     assert res["queries"] == 37 and res["database"] == 37 * 3 + 5
     for m, r in res["results"].items():
         assert 0 < r["map"] <= 1, m
     assert res["results"]["cie"]["bytes_per_image"] == 16 * 4
+    # the graph-keeping refinements pay 8 bytes per stored neighbour on top of the vectors
+    assert res["results"]["cnn-diffusion"]["bytes_per_image"] == 16 * 4 + 8 * 50
+    assert "| CNN + k-reciprocal re-ranking |" in (project / "results/tables/instance-retrieval.md").read_text()
     stats = json.loads((project / "results/mining/instance/cross.json").read_text())
     assert stats["num_pairs"] > 0 and "verification" in stats
     hist = json.loads((project / "results/cie/instance/history.json").read_text())["history"]

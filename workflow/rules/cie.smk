@@ -142,6 +142,7 @@ rule evaluate_retrieval:
         "logs/benchmarks/evaluate_retrieval/{experiment}.tsv"
     wildcard_constraints:
         experiment=PLAN.cross_regex(),
+    threads: THREADS
     resources:
         mem_mb=3000,
     params:
@@ -150,7 +151,8 @@ rule evaluate_retrieval:
         task=_task,
         also=_also,
     shell:
-        "pseudosup evaluate-retrieval --params {params.file} --keys {params.p} --name {wildcards.experiment} "
+        "pseudosup evaluate-retrieval --params {params.file} --keys {params.p} --threads {threads} "
+        "--name {wildcards.experiment} "
         "--bow {input.bow} --cnn {input.cnn} --cie {input.cie} --finetuned {input.finetuned} {params.task} "
         "{params.also} --out {output.run} --table {output.table} --metrics {output.metrics} --log {log}"
 

@@ -20,7 +20,11 @@ from ..io import PseudosupError
 # the methods evaluate-retrieval compares, in table / figure order
 LABELS = {"sift": "SIFT-only (BoW inverted index)", "cnn": "CNN-only (pretrained)",
           "fusion": "late fusion (score sum)", "cie": "CIE (embedded CNN index)",
-          "cie-embedded-queries": "CIE, queries embedded too (transductive)", "finetuned": "fine-tuned CNN"}
+          "cie-embedded-queries": "CIE, queries embedded too (transductive)", "finetuned": "fine-tuned CNN",
+          "cnn-aqe": "CNN + alpha-QE", "cnn-dba-aqe": "CNN + DBA + alpha-QE", "cnn-diffusion": "CNN + diffusion",
+          "cnn-k-reciprocal": "CNN + k-reciprocal re-ranking", "cie-diffusion": "CIE + diffusion"}
+# label-free refinements of the CNN / CIE index (methods/refine.py), params retrieval.refine.methods
+REFINEMENTS = ("aqe", "dba-aqe", "diffusion", "k-reciprocal", "cie-diffusion")
 
 
 def add_task_args(p) -> None:
@@ -137,10 +141,12 @@ def epoch_scorer(task):
     return score
 
 
-def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0) -> dict:
+def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: dict | None = None,
+              threads: int = 1) -> dict:
     """{method: (scores (nq, n_db), bytes per image)} for the available inputs: the bag
     of words G, the CNN features X, the CIE-embedded index E (database rows), the
-    fine-tuned features F; cosine similarity everywhere."""
+    fine-tuned features F; cosine similarity everywhere. `refine` (params
+    retrieval.refine) adds the refinements it names in `methods`."""
     from ..mining.features_io import rows
     from .cie import bytes_per_image, normalise_dense
 
@@ -160,4 +166,38 @@ def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0) -> dict:
     if F is not None:
         Fq, Fdb = normalise_dense(rows(F, q)), normalise_dense(rows(F, db))
         out["finetuned"] = (Fq @ Fdb.T, bytes_per_image("dense", len(db), dim=Fdb.shape[1]))
+    if refine and refine.get("methods"):
+        out.update(refined_scores(Xq, Xdb, E, refine, threads))
+    return out
+
+
+def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1) -> dict:
+    """The refinements named in refine["methods"] (REFINEMENTS), as score_all's entries
+    "cnn-<name>" / "cie-diffusion". Index size: the dense vectors plus, for the methods
+    that keep a graph online (diffusion, k-reciprocal), 8 bytes (id + weight) per stored
+    neighbour."""
+    from ..io import PseudosupError
+    from .cie import bytes_per_image, normalise_dense
+    from .refine import RefineSettings, alpha_qe, dba, diffusion_scores, k_reciprocal_scores
+
+    names = list(refine["methods"])
+    unknown = sorted(set(names) - set(REFINEMENTS))
+    if unknown:
+        raise PseudosupError(f"retrieval.refine.methods: {unknown} not among {list(REFINEMENTS)}")
+    s = RefineSettings(**{k: v for k, v in refine.items() if k != "methods"})
+    dense = bytes_per_image("dense", len(Xdb), dim=Xdb.shape[1])
+    out = {}
+    for name in names:
+        if name == "aqe":
+            out["cnn-aqe"] = (alpha_qe(Xq, Xdb, s.qe_k, s.qe_alpha, threads) @ Xdb.T, dense)
+        elif name == "dba-aqe":
+            D = dba(Xdb, s.dba_k, s.dba_alpha, threads)
+            out["cnn-dba-aqe"] = (alpha_qe(Xq, D, s.qe_k, s.qe_alpha, threads) @ D.T, dense)
+        elif name == "diffusion":
+            out["cnn-diffusion"] = (diffusion_scores(Xq, Xdb, s, threads), dense + 8 * s.diffusion_k)
+        elif name == "k-reciprocal":
+            out["cnn-k-reciprocal"] = (k_reciprocal_scores(Xq, Xdb, s, threads), dense + 8 * s.kr_k1)
+        elif E is not None:  # cie-diffusion: the CIE-embedded index, queries' original vectors
+            E = normalise_dense(E)
+            out["cie-diffusion"] = (diffusion_scores(Xq, E, s, threads), dense + 8 * s.diffusion_k)
     return out

@@ -10,7 +10,8 @@ import numpy as np
 
 from .layout import VALUE_LABEL, integer_ticks, legend_right, new_figure, save
 
-COLOURS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+# one colour per method row (CIE experiments score up to 11 methods)
+COLOURS = [f"C{i}" for i in range(10)] + ["navy", "magenta", "teal", "sienna"]
 
 
 def query_sem(ap: list[float] | None) -> float | None:
@@ -44,7 +45,7 @@ def _method_bars(ax, res: dict, methods: list[str], labels: dict[str, str]):
     has_err = any(e is not None for e in errs)
     err = [e or 0.0 for e in errs]
     ax.barh(range(len(methods)), vals, xerr=err if has_err else None, capsize=3,
-            color=COLOURS[:len(methods)] if len(methods) <= len(COLOURS) else "C0", error_kw={"lw": 1})
+            color=[COLOURS[i % len(COLOURS)] for i in range(len(methods))], error_kw={"lw": 1})
     ax.set_yticks(range(len(methods)), [f"{labels[m]}\n{res[m]['bytes_per_image']:,.0f} B/image" for m in methods],
                   fontsize=7)
     ax.invert_yaxis()

@@ -10,6 +10,9 @@ dataset's instance ground truth, --protocol), with cosine similarity everywhere:
              the online setting); and `cie-embedded-queries` when the queries are
              database images (transductive: their own embedded vectors)
 - finetuned: the fine-tuned CNN descriptors (--finetuned), both sides
+- label-free refinements named in params retrieval.refine.methods (methods/refine.py):
+             alpha-QE, DBA + alpha-QE, diffusion and k-reciprocal re-ranking of the CNN
+             index, and diffusion on the CIE-embedded index
 
 Each with mAP (trapezoid AP for instance protocols, ties by database index as their
 reference code; non-interpolated for class level, equal scores ordered by params
@@ -26,13 +29,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..methods.cie_task import LABELS, add_task_args
-from .common import add_params_args, evaluation_settings, params_of
+from .common import add_params_args, add_threads_arg, evaluation_settings, params_of, set_threads
 
-HELP = "compare SIFT, CNN, late fusion, CIE and fine-tuned CNN retrieval on a protocol"
+HELP = ("compare SIFT, CNN, late fusion, CIE, fine-tuned CNN and label-free refinements (alpha-QE, DBA, "
+        "diffusion, k-reciprocal) on a protocol")
 
 
 def add_arguments(p) -> None:
     add_params_args(p, "retrieval, evaluation")
+    add_threads_arg(p)
     p.add_argument("--bow", type=Path, required=True, help="SIFT bag of words (.bow.npz), all items")
     p.add_argument("--cnn", type=Path, required=True, help="pretrained CNN features (.npy), all items")
     p.add_argument("--cie", type=Path, default=None, help="CIE-embedded CNN index (.npy), database rows")
@@ -57,6 +62,7 @@ def run(args) -> None:
     from ..methods.cie_task import TaskSource, build_task, task_record
     from ..mining.features_io import load_dense, load_sparse
 
+    set_threads(args.threads)
     params = params_of(args)
     cfg, tie_rule = params.get_key("retrieval"), evaluation_settings(params)["tie_rule"]
     P.check_bow(args.bow)
@@ -81,7 +87,7 @@ def run(args) -> None:
         P.check_finite(F, np.union1d(task.queries, db), args.finetuned, "a query or database item")
     if E is not None:
         P.check_finite(E, np.arange(len(E)), args.cie, "an indexed item")
-    runs = [_score(t, G, X, E, F, cfg["fusion_weight"]) for t in tasks]
+    runs = [_score(t, G, X, E, F, cfg, args.threads) for t in tasks]
     files = {"bow": str(args.bow), "cnn": str(args.cnn), "cie": str(args.cie) if args.cie else None,
              "finetuned": str(args.finetuned) if args.finetuned else None,
              "sift_feature": gmeta.get("feature"), "cnn_feature": xmeta.get("feature")}
@@ -118,13 +124,14 @@ def _other_task(source, protocol: str, n_items: int, db):
     return task
 
 
-def _score(task, G, X, E, F, fusion_weight: float) -> dict:
+def _score(task, G, X, E, F, cfg: dict, threads: int) -> dict:
     """One protocol: every method's metrics, bytes per image and per-query AP."""
     from ..log import log
     from ..methods.cie_task import score_all
 
     results = {}
-    for method, (scores, nbytes) in score_all(task, G, X, E, F, fusion_weight).items():
+    scored = score_all(task, G, X, E, F, cfg["fusion_weight"], cfg.get("refine"), threads)
+    for method, (scores, nbytes) in scored.items():
         metrics, aps = task.evaluate(scores)
         results[method] = {**metrics, "bytes_per_image": nbytes, "ap": [None if a != a else float(a) for a in aps]}
         log.info("%s %-22s mAP %.4f  %8.0f bytes/image", task.name, method, metrics["map"], nbytes)
