@@ -13,7 +13,7 @@ from pseudosup import codes as C
 from pseudosup.io import PseudosupError, load_npz, save_npz
 from pseudosup.methods import registry
 
-HEADS = ["sdc", "sdc_rnn", "bihalf", "greedyhash"]
+HEADS = ["sdc", "sdc_rnn", "sdc_graph", "bihalf", "greedyhash"]
 FAST = {"epochs": 6, "batch_size": 32, "lr": 1e-3}
 
 
@@ -65,7 +65,7 @@ def test_training_loss_decreases_and_groups_are_retrieved(name):
 
 # GreedyHash has no balance term: on these non-negative features many of its bits are
 # constant (seen), so it is not held to this
-@pytest.mark.parametrize("name", ["sdc", "sdc_rnn", "bihalf"])
+@pytest.mark.parametrize("name", ["sdc", "sdc_rnn", "sdc_graph", "bihalf"])
 def test_bits_are_roughly_balanced(name):
     X, _ = clusters(n_per=100)
     bits = C.unpack(registry.get(name)(16, {**FAST, "epochs": 20}, seed=1).fit(X).encode(X), 16)

@@ -44,6 +44,7 @@ ENTRIES = {
     "lsh": Hasher(_H + "lsh"),
     "pcah": Hasher(_H + "pcah", pca=True),
     "sdc": Hasher(_H + "sdc", torch=True),
+    "sdc_graph": Hasher(_H + "sdc_graph", torch=True),
     "sdc_rnn": Hasher(_H + "sdc", torch=True),
     "sh": Hasher(_H + "sh"),
 }
