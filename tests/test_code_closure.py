@@ -79,9 +79,12 @@ def test_jobs_get_only_their_own_plugins(demo_jobs):
     """A job lists the plugin its wildcards select, not the others of its kind."""
     for j in demo_jobs:
         code = code_of(j)
-        hashers = {Path(f).stem for f in code if "/methods/hashing/" in f} - {"base"}
+        # base.py (linear hashers), head.py + torch_state.py (the torch heads' shared frame)
+        hashers = {Path(f).stem for f in code if "/methods/hashing/" in f} - {"base", "head", "torch_state"}
         if j["rule"] == "train_hasher":
             assert hashers == {j["wildcards"]["method"]}, (j["wildcards"], code)
+            frame = {Path(f).stem for f in code if "/methods/hashing/" in f} - hashers
+            assert ("head" in frame) == (j["wildcards"]["method"] in ("bihalf", "greedyhash")), (j["wildcards"], code)
         if j["rule"] == "extract_features":
             wanted = {"pixels": "pixels.py", "cnn-small": "smallcnn.py"}[j["wildcards"]["feature"]]
             assert f"src/pseudosup/features/{wanted}" in code

@@ -102,3 +102,15 @@ def test_outputs_not_named_by_wildcards_are_refused():
              "cmd": f"pseudosup r --x {i}"} for i, n in enumerate(("a", "b"))]
     with pytest.raises(PseudosupError, match="outputs are not named by its wildcards"):
         render(jobs)
+
+
+def test_substitution_marks_never_match_a_later_value():
+    """Item 16's placeholder mark must not be matched by a value "16" substituted after
+    it (seen: a job with 12 dependency slots turned models/demo/... into models/ 16 /...)."""
+    from pseudosup.dvcgen import _substitute
+
+    # longest first: the 16 dependency paths take marks 0-15, "cnn-small" mark 16
+    values = {f"dep{i}": f"methods/hashing/module{i:02d}.py" for i in range(16)}
+    values.update(experiment="demo", bits="16", feature="cnn-small", method="bihalf")
+    got = _substitute("models/demo/cnn-small/bihalf-16.npz", values)
+    assert got == "models/${item.experiment}/${item.feature}/${item.method}-${item.bits}.npz"

@@ -105,7 +105,9 @@ def _substitute(text: str, values: dict[str, str]) -> str:
     for i, (name, value) in enumerate(sorted(values.items(), key=lambda kv: -len(kv[1]))):
         if not value:
             continue
-        mark = f"\x00{i}\x00"
+        # a private-use character, not the number i: a later value "16" must not match
+        # inside the mark of item 16 (jobs with many dependency slots have > 16 values)
+        mark = f"\x00{chr(0xE000 + i)}\x00"
         new = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", mark, text)
         if new != text:
             marks[mark] = "${item." + name + "}"
