@@ -21,6 +21,7 @@ rewritten after every run. Threads: --threads (torch, faiss and the Hamming kern
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -53,7 +54,10 @@ def run_one(method: str, cfg: dict, bits: int, seed: int, X, split, labels, ev: 
     from pseudosup.methods import registry
 
     torch.set_num_threads(threads)
-    hasher = registry.get(cfg["hasher"])(bits, cfg, seed)
+    cls = registry.get(cfg["hasher"])
+    # hashers that mine their training set (sdc_rnn, sdc_graph, ldph_nn) take faiss threads
+    takes_threads = "threads" in inspect.signature(cls).parameters
+    hasher = cls(bits, cfg, seed, threads=threads) if takes_threads else cls(bits, cfg, seed)
     t0 = time.time()
     hasher.fit(X[split.part("train")])
     fit_s = time.time() - t0

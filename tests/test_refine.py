@@ -172,8 +172,8 @@ def test_diffusion_duplicate_queries_and_blocks_agree(monkeypatch):
     s = RefineSettings(diffusion_k=6, diffusion_iterations=100, diffusion_tol=1e-3)
     whole = diffusion_scores(Q, X, s)
     np.testing.assert_array_equal(whole[4], whole[1])
-    # each column stops on its own: queries one per block get the same scores; two
-    # threads split the sparse product by rows, which changes no sum
+    # each column stops on its own: queries one per block get the same scores (and
+    # faiss on two threads finds the same neighbours)
     monkeypatch.setattr(refine, "BLOCK_FLOATS", len(X))
     np.testing.assert_allclose(diffusion_scores(Q, X, s, threads=2), whole, rtol=1e-5, atol=1e-7)
 

@@ -46,7 +46,6 @@ the (nq, n) output plus O((nq + n) k1 k2); diffusion keeps the sparse graph and
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import faiss
@@ -212,28 +211,10 @@ def diffusion_graph(X: np.ndarray, k: int, gamma: float, threads: int = 1) -> sp
     return sp.csr_matrix(sp.diags(inv) @ W @ sp.diags(inv), dtype=np.float32)
 
 
-def _col_dot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    return (A * B).sum(axis=0, dtype=np.float64)
-
-
-def _threaded_product(S: sp.csr_matrix, pool: ThreadPoolExecutor | None, parts: int):
-    """P -> S @ P, the rows of S split into `parts` slices of about equal nnz on the
-    pool's threads (scipy's sparse x dense product releases the GIL)."""
-    if pool is None or parts <= 1 or S.nnz == 0:
-        return lambda P: S @ P
-    bounds = np.unique(np.searchsorted(S.indptr, np.linspace(0, S.nnz, parts + 1)).clip(0, S.shape[0]))
-    bounds[0], bounds[-1] = 0, S.shape[0]
-    slices = [(a, b, S[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-    def product(P: np.ndarray) -> np.ndarray:
-        out = np.empty((S.shape[0], P.shape[1]), dtype=np.float32)
-
-        def run(part):
-            a, b, Sab = part
-            out[a:b] = Sab @ P
-        list(pool.map(run, slices))
-        return out
-    return product
+def _col_dot(A: np.ndarray, B: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Column-wise dot products, accumulated in float64 (the CG step sizes are ratios
+    of them)."""
+    return np.multiply(A, B, out=scratch).sum(axis=0, dtype=np.float64)
 
 
 def conjugate_gradient(product, Y: np.ndarray, alpha: float, iterations: int, tol: float) -> np.ndarray:
@@ -245,18 +226,21 @@ def conjugate_gradient(product, Y: np.ndarray, alpha: float, iterations: int, to
     F = np.zeros_like(Y)
     R = Y.copy()
     P = R.copy()
-    rr = _col_dot(R, R)
+    T = np.empty_like(Y)  # scratch: the (n, b) blocks are updated in place
+    rr = _col_dot(R, R, T)
     goal = tol * tol * rr
     for _ in range(iterations):
         active = rr > goal
         if not active.any():
             break
-        AP = P - np.float32(alpha) * product(P)
-        pap = _col_dot(P, AP)
+        AP = product(P)
+        AP *= -np.float32(alpha)
+        AP += P
+        pap = _col_dot(P, AP, T)
         step = np.where(active & (pap > 0), rr / np.where(pap > 0, pap, 1), 0).astype(np.float32)
-        F += step * P
-        R -= step * AP
-        rr_new = _col_dot(R, R)
+        F += np.multiply(P, step, out=T)
+        R -= np.multiply(AP, step, out=T)
+        rr_new = _col_dot(R, R, T)
         beta = np.where(active & (rr > 0), rr_new / np.where(rr > 0, rr, 1), 0).astype(np.float32)
         P *= beta
         P += R
@@ -273,16 +257,16 @@ def diffusion_scores(Q, X, s: RefineSettings, threads: int = 1) -> np.ndarray:
     qk = min(s.diffusion_query_k, n)
     block = int(np.clip(BLOCK_FLOATS // n, 1, MAX_QUERY_BLOCK))
     out = np.empty((nq, n), dtype=np.float32)
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        product = _threaded_product(S, pool if threads > 1 else None, threads)
-        for q0 in range(0, nq, block):
-            Qb = Q[q0:q0 + block]
-            sims, I = _search(X, Qb, qk, threads)
-            Y = np.zeros((n, len(Qb)), dtype=np.float32)
-            Y[I, np.arange(len(Qb))[:, None]] = _weights(sims, s.diffusion_gamma)
-            f = conjugate_gradient(product, Y, s.diffusion_alpha, s.diffusion_iterations, s.diffusion_tol).T
-            top = f.max(axis=1, keepdims=True)
-            out[q0:q0 + len(Qb)] = f + np.float32(TIE_EPS) * np.where(top > 0, top, 1) * (Qb @ X.T)
+    # `threads` is faiss's: the sparse x dense product stays on one thread (splitting S's
+    # rows over two threads measured no faster on a loaded 2-core machine: memory-bound)
+    for q0 in range(0, nq, block):
+        Qb = Q[q0:q0 + block]
+        sims, I = _search(X, Qb, qk, threads)
+        Y = np.zeros((n, len(Qb)), dtype=np.float32)
+        Y[I, np.arange(len(Qb))[:, None]] = _weights(sims, s.diffusion_gamma)
+        f = conjugate_gradient(S.__matmul__, Y, s.diffusion_alpha, s.diffusion_iterations, s.diffusion_tol).T
+        top = f.max(axis=1, keepdims=True)
+        out[q0:q0 + len(Qb)] = f + np.float32(TIE_EPS) * np.where(top > 0, top, 1) * (Qb @ X.T)
     return out
 
 
