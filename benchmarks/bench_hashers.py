@@ -21,7 +21,6 @@ rewritten after every run. Threads: --threads (torch, faiss and the Hamming kern
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -52,12 +51,11 @@ def run_one(method: str, cfg: dict, bits: int, seed: int, X, split, labels, ev: 
     from pseudosup.evaluation import ranking as R
     from pseudosup.evaluation.scoring import hamming_metrics
     from pseudosup.methods import registry
+    from pseudosup.stages.train import make_hasher
 
     torch.set_num_threads(threads)
-    cls = registry.get(cfg["hasher"])
-    # hashers that mine their training set (sdc_rnn, sdc_graph, ldph_nn) take faiss threads
-    takes_threads = "threads" in inspect.signature(cls).parameters
-    hasher = cls(bits, cfg, seed, threads=threads) if takes_threads else cls(bits, cfg, seed)
+    # as the train stage builds it (threads reach the hashers that mine their training set)
+    hasher = make_hasher(registry.get(cfg["hasher"]), bits, cfg, seed, threads)
     t0 = time.time()
     hasher.fit(X[split.part("train")])
     fit_s = time.time() - t0

@@ -68,8 +68,13 @@ class SDC(HeadHasher):
         quan = (1 - F.cosine_similarity(v, v.sign())).mean()
         return rec, quan
 
+    def _order_inputs(self, x, rows):
+        """What the calibration orders the batch's pairs by: the inputs themselves
+        (sdc_graph orders them by its graph-smoothed teacher instead)."""
+        return x
+
     def _loss(self, x, v, rows, features, rng):
-        rec, quan = self._sdc_terms(x, v)
+        rec, quan = self._sdc_terms(self._order_inputs(x, rows), v)
         loss = float(self.p("rec")) * rec + float(self.p("quan")) * quan
         return loss, {"calibration": float(rec.item()), "quantisation": float(quan.item())}
 
