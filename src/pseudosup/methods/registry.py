@@ -42,6 +42,7 @@ ENTRIES = {
     "ldph": Hasher(_H + "ldph", pca=True, zscore=True, reference=True),
     "ldph_nn": Hasher(_H + "ldph_nn", pca=True, zscore=True, reference=True),
     "lsh": Hasher(_H + "lsh"),
+    "mls3rduh": Hasher(_H + "mls3rduh", torch=True),
     "pcah": Hasher(_H + "pcah", pca=True),
     "sdc": Hasher(_H + "sdc", torch=True),
     "sdc_graph": Hasher(_H + "sdc_graph", torch=True),
