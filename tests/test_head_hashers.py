@@ -1,4 +1,5 @@
-"""The deep unsupervised hashers on frozen features (SDC, sdc_rnn, Bi-half, GreedyHash):
+"""The deep unsupervised hashers on frozen features (SDC, sdc_rnn, sdc_graph, MLS3RDUH,
+Bi-half, GreedyHash):
 determinism, model files, their losses against naive definitions, bit balance, a case
 with a known answer, and that labels never reach them."""
 
@@ -14,7 +15,7 @@ from pseudosup import codes as C
 from pseudosup.io import PseudosupError, load_npz, save_npz
 from pseudosup.methods import registry
 
-HEADS = ["sdc", "sdc_rnn", "sdc_graph", "bihalf", "greedyhash"]
+HEADS = ["sdc", "sdc_rnn", "sdc_graph", "mls3rduh", "bihalf", "greedyhash"]
 FAST = {"epochs": 6, "batch_size": 32, "lr": 1e-3}
 
 
