@@ -178,13 +178,16 @@ def test_cross_feature_experiment_runs_end_to_end(tmp_path):
     res = json.loads((project / "results/runs/instance/retrieval.json").read_text())
     # params retrieval.refine.methods adds the label-free refinements (methods/refine.py)
     assert set(res["results"]) == {"sift", "cnn", "fusion", "cie", "cie-embedded-queries", "finetuned",
-                                   "cnn-aqe", "cnn-dba-aqe", "cnn-diffusion", "cnn-k-reciprocal", "cie-diffusion"}
+                                   "cnn-aqe", "cnn-dba-aqe", "cnn-diffusion", "cnn-diffusion-truncated", "cnn-k-reciprocal",
+                                   "cie-diffusion"}
     assert res["queries"] == 37 and res["database"] == 37 * 3 + 5
     for m, r in res["results"].items():
         assert 0 < r["map"] <= 1, m
     assert res["results"]["cie"]["bytes_per_image"] == 16 * 4
     # the graph-keeping refinements pay 8 bytes per stored neighbour on top of the vectors
     assert res["results"]["cnn-diffusion"]["bytes_per_image"] == 16 * 4 + 8 * 50
+    # truncated diffusion stores each item's offline row (the whole database here: 116 < 1,000)
+    assert res["results"]["cnn-diffusion-truncated"]["bytes_per_image"] == 16 * 4 + 8 * 116
     assert "| CNN + k-reciprocal re-ranking |" in (project / "results/tables/instance-retrieval.md").read_text()
     stats = json.loads((project / "results/mining/instance/cross.json").read_text())
     assert stats["num_pairs"] > 0 and "verification" in stats

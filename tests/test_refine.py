@@ -21,7 +21,15 @@ import pytest
 from pseudosup.evaluation.protocols import class_map, rank_by_scores
 from pseudosup.io import PseudosupError
 from pseudosup.methods import refine
-from pseudosup.methods.refine import RefineSettings, alpha_qe, dba, diffusion_scores, k_reciprocal_scores
+from pseudosup.methods.refine import (
+    RefineSettings,
+    alpha_qe,
+    dba,
+    diffusion_scores,
+    k_reciprocal_scores,
+    truncated_diffusion_rows,
+    truncated_diffusion_scores,
+)
 
 
 def unit(A) -> np.ndarray:
@@ -96,6 +104,35 @@ def naive_diffusion(Q, X, s: RefineSettings) -> np.ndarray:
     return np.linalg.solve(np.eye(n) - s.diffusion_alpha * S, Y).T
 
 
+def naive_graph(X, k, gamma) -> np.ndarray:
+    """S = D^-1/2 W D^-1/2 of the mutual kNN graph, dense (as in naive_diffusion)."""
+    X = unit(X)
+    K = X @ X.T
+    np.fill_diagonal(K, -np.inf)
+    knn = np.zeros(K.shape, bool)
+    for i in range(len(X)):
+        knn[i, np.argsort(-K[i], kind="stable")[:min(k, len(X) - 1)]] = True
+    np.fill_diagonal(K, 0)
+    W = np.where(knn & knn.T, np.maximum(K, 0) ** gamma, 0)
+    dm = np.array([1 / np.sqrt(v) if v > 0 else 0.0 for v in W.sum(1)])
+    return dm[:, None] * W * dm[None, :]
+
+
+def naive_truncated_rows(X, s: RefineSettings) -> np.ndarray:
+    """Yang et al.'s offline rows by a dense solve per item on [i, its t - 1 nearest]."""
+    X = unit(X)
+    n, t = len(X), min(s.diffusion_truncation, len(X))
+    S, K = naive_graph(X, s.diffusion_k, s.diffusion_gamma), X @ X.T
+    L = np.zeros((n, n))
+    for i in range(n):
+        others = [j for j in np.argsort(-K[i], kind="stable") if j != i][:t - 1]
+        T = [i] + others
+        e = np.zeros(t)
+        e[0] = 1
+        L[i, T] = np.linalg.solve(np.eye(t) - s.diffusion_alpha * S[np.ix_(T, T)], e)
+    return L
+
+
 def naive_k_reciprocal(Q, X, k1, k2, lam) -> np.ndarray:
     """Zhong et al. 2017 on the dense (N, N) distance matrix of P = [Q; X], with Python
     sets, following the structure of the paper's reference code."""
@@ -163,6 +200,44 @@ def test_diffusion_matches_dense_solve(k, query_k, alpha, gamma):
     got = diffusion_scores(Q, X, s)
     # the scores carry the tie-breaker TIE_EPS * max(f) * cos (< 1e-6 of the scale)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=2e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("k,trunc,alpha", [(5, 12, 0.99), (8, 30, 0.9), (3, 2, 0.5)])
+def test_truncated_diffusion_rows_match_dense_local_solves(k, trunc, alpha):
+    X = random_unit(60, 6, 21)
+    sx = unit(X) @ unit(X).T
+    np.fill_diagonal(sx, -np.inf)
+    assert top_gap_ok(sx, [k, trunc - 1])   # tie-free graph and truncation boundaries
+    s = RefineSettings(diffusion_k=k, diffusion_truncation=trunc, diffusion_alpha=alpha,
+                       diffusion_iterations=300, diffusion_tol=1e-7)
+    got = truncated_diffusion_rows(X, s).toarray()
+    want = naive_truncated_rows(X, s)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * np.abs(want).max())
+    assert ((got != 0).sum(1) <= trunc).all()
+
+
+def test_truncated_diffusion_scores_are_the_weighted_rows_of_the_query_neighbours():
+    Q, X = random_unit(7, 6, 22), random_unit(50, 6, 23)
+    s = RefineSettings(diffusion_k=6, diffusion_truncation=15, diffusion_query_k=4, diffusion_iterations=300,
+                       diffusion_tol=1e-7)
+    L = naive_truncated_rows(X, s)
+    want = np.zeros((len(Q), len(X)))
+    for j, q in enumerate(unit(Q)):
+        sq = unit(X) @ q
+        top = np.argsort(-sq, kind="stable")[:4]
+        want[j] = (np.maximum(sq[top], 0) ** s.diffusion_gamma) @ L[top]
+    got = truncated_diffusion_scores(Q, X, s)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=2e-5 * np.abs(want).max())
+
+
+def test_truncated_diffusion_without_truncation_is_diffusion():
+    """Truncation to at least the whole database: every offline row is a column of
+    (I - alpha S)^-1, so the online sum is the full diffusion solve."""
+    Q, X = random_unit(5, 6, 24), random_unit(40, 6, 25)
+    s = RefineSettings(diffusion_k=5, diffusion_truncation=500, diffusion_iterations=300, diffusion_tol=1e-7)
+    full = diffusion_scores(Q, X, s)
+    np.testing.assert_allclose(truncated_diffusion_scores(Q, X, s), full, rtol=1e-3,
+                               atol=2e-5 * np.abs(full).max())
 
 
 def test_diffusion_duplicate_queries_and_blocks_agree(monkeypatch):
@@ -297,7 +372,7 @@ def test_k_reciprocal_demotes_a_non_reciprocal_hub():
 @pytest.mark.parametrize("key,value", [("qe_k", -1), ("qe_alpha", -0.5), ("dba_k", 1.5), ("dba_alpha", float("nan")),
                                        ("diffusion_k", 0), ("diffusion_gamma", 0.0), ("diffusion_alpha", 1.2),
                                        ("diffusion_alpha", 1.0), ("diffusion_alpha", 0.0), ("diffusion_query_k", 0),
-                                       ("diffusion_iterations", 0), ("diffusion_tol", 0.0), ("kr_k1", 0), ("kr_k2", 0),
+                                       ("diffusion_iterations", 0), ("diffusion_tol", 0.0), ("diffusion_truncation", 0), ("kr_k1", 0), ("kr_k2", 0),
                                        ("kr_lambda", 1.5), ("kr_lambda", "0.3"), ("kr_k1", True)])
 def test_bad_settings_name_the_key(key, value):
     with pytest.raises(PseudosupError, match=rf"retrieval\.refine\.{key}: "):
@@ -319,6 +394,7 @@ def test_non_finite_or_mismatched_input_raises(which):
     bad[2, 1] = np.nan
     args = (bad, X) if which == "queries" else (Q, bad)
     for call in (lambda: alpha_qe(*args, 3, 3.0), lambda: diffusion_scores(*args, RefineSettings()),
+                 lambda: truncated_diffusion_scores(*args, RefineSettings()),
                  lambda: k_reciprocal_scores(*args, RefineSettings())):
         with pytest.raises(PseudosupError, match="finite"):
             call()

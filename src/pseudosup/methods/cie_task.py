@@ -22,9 +22,10 @@ LABELS = {"sift": "SIFT-only (BoW inverted index)", "cnn": "CNN-only (pretrained
           "fusion": "late fusion (score sum)", "cie": "CIE (embedded CNN index)",
           "cie-embedded-queries": "CIE, queries embedded too (transductive)", "finetuned": "fine-tuned CNN",
           "cnn-aqe": "CNN + alpha-QE", "cnn-dba-aqe": "CNN + DBA + alpha-QE", "cnn-diffusion": "CNN + diffusion",
+          "cnn-diffusion-truncated": "CNN + truncated diffusion (Yang et al.)",
           "cnn-k-reciprocal": "CNN + k-reciprocal re-ranking", "cie-diffusion": "CIE + diffusion"}
 # label-free refinements of the CNN / CIE index (methods/refine.py), params retrieval.refine.methods
-REFINEMENTS = ("aqe", "dba-aqe", "diffusion", "k-reciprocal", "cie-diffusion")
+REFINEMENTS = ("aqe", "dba-aqe", "diffusion", "diffusion-truncated", "k-reciprocal", "cie-diffusion")
 
 
 def add_task_args(p) -> None:
@@ -175,10 +176,10 @@ def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1) -> dict:
     """The refinements named in refine["methods"] (REFINEMENTS), as score_all's entries
     "cnn-<name>" / "cie-diffusion". Index size: the dense vectors plus, for the methods
     that keep a graph online (diffusion, k-reciprocal), 8 bytes (id + weight) per stored
-    neighbour."""
+    neighbour; truncated diffusion stores each item's offline row (8 bytes per entry)."""
     from ..io import PseudosupError
     from .cie import bytes_per_image, normalise_dense
-    from .refine import RefineSettings, alpha_qe, dba, diffusion_scores, k_reciprocal_scores
+    from .refine import RefineSettings, alpha_qe, dba, diffusion_scores, k_reciprocal_scores, truncated_diffusion_scores
 
     names = list(refine["methods"])
     unknown = sorted(set(names) - set(REFINEMENTS))
@@ -195,6 +196,9 @@ def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1) -> dict:
             out["cnn-dba-aqe"] = (alpha_qe(Xq, D, s.qe_k, s.qe_alpha, threads) @ D.T, dense)
         elif name == "diffusion":
             out["cnn-diffusion"] = (diffusion_scores(Xq, Xdb, s, threads), dense + 8 * s.diffusion_k)
+        elif name == "diffusion-truncated":  # stores each item's offline row online
+            stored = min(s.diffusion_truncation, len(Xdb))
+            out["cnn-diffusion-truncated"] = (truncated_diffusion_scores(Xq, Xdb, s, threads), dense + 8 * stored)
         elif name == "k-reciprocal":
             out["cnn-k-reciprocal"] = (k_reciprocal_scores(Xq, Xdb, s, threads), dense + 8 * s.kr_k1)
         elif E is not None:  # cie-diffusion: the CIE-embedded index, queries' original vectors
