@@ -235,3 +235,59 @@ def test_geometric_verification_separates_copies_from_other_images():
                                         VerifySettings(max_side=400), threads=2).tolist()
     with pytest.raises(PseudosupError, match="outside the 4 images"):
         verify_pairs(images, np.array([[0, 4]]))
+
+
+def naive_ratio_matches(da, db, ratio):
+    """Lowe's ratio test both ways by the definition: full distance matrix, sorted rows."""
+    d = np.sqrt(((da[:, None, :] - db[None, :, :]) ** 2).sum(-1))
+    out = []
+    for i in range(len(da)):
+        order = np.argsort(d[i], kind="stable")
+        j = order[0]
+        if d[i, j] < ratio * d[i, order[1]] and np.argmin(d[:, j]) == i:
+            out.append((i, j))
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ratio_matches_equal_the_definition(seed):
+    from pseudosup.mining.geometric import ratio_matches
+
+    rng = np.random.default_rng(seed)
+    db = rng.random((60, 16)).astype(np.float32)
+    # half of a's descriptors are noisy copies of b's: both clear matches and rejects
+    da = np.vstack([db[rng.permutation(60)[:30]] + 0.02 * rng.standard_normal((30, 16)), rng.random((25, 16))])
+    da = da.astype(np.float32)
+    got = ratio_matches(da, db, 0.8)
+    want = naive_ratio_matches(da.astype(np.float64), db.astype(np.float64), 0.8)
+    assert 10 <= len(want) and np.array_equal(got, want)
+
+
+def test_verification_order_computes_each_image_once_and_threads_agree(monkeypatch):
+    """Pairs inside groups of 4 whose members are scattered over 400 images: in the
+    locality order each image's keypoints are computed once although the cache holds
+    only 8 images, and 1 or 2 threads give the same counts."""
+    from pseudosup.mining import geometric
+
+    rng = np.random.default_rng(0)
+    items = rng.permutation(400).reshape(100, 4)
+    pairs = np.array([(g[i], g[j]) for g in items for i in range(4) for j in range(i + 1, 4)])
+    pairs = pairs[rng.permutation(len(pairs))]
+    calls = []
+
+    def fake_keypoints(image, s):  # keypoints that depend only on the image id
+        calls.append(int(image))
+        r = np.random.default_rng(int(image))
+        return r.random((6, 2)).astype(np.float32), r.random((6, 8)).astype(np.float32)
+
+    monkeypatch.setattr(geometric, "rootsift_keypoints", fake_keypoints)
+    monkeypatch.setattr(geometric, "count_inliers", lambda pa, pb, s: len(pa))
+    s = geometric.VerifySettings(cache=8)
+    one = geometric.verify_pairs(np.arange(400), pairs, s)
+    assert sorted(calls) == list(range(400))
+    calls.clear()
+    assert geometric.verify_pairs(np.arange(400), pairs, s, threads=2).tolist() == one.tolist()
+    want = [len(geometric.ratio_matches(fake_keypoints(a, s)[1], fake_keypoints(b, s)[1], s.ratio)) for a, b in pairs]
+    assert one.tolist() == want
+    order = geometric.locality_order(pairs, 400)
+    assert sorted(order.tolist()) == list(range(len(pairs)))
