@@ -238,7 +238,8 @@ def test_geometric_verification_separates_copies_from_other_images():
 
 
 def naive_ratio_matches(da, db, ratio):
-    """Lowe's ratio test both ways by the definition: full distance matrix, sorted rows."""
+    """The definition: a's nearest in b (lowest index among equals) passes the ratio test
+    against the second nearest and has a as its own nearest (mutual)."""
     d = np.sqrt(((da[:, None, :] - db[None, :, :]) ** 2).sum(-1))
     out = []
     for i in range(len(da)):
@@ -261,6 +262,16 @@ def test_ratio_matches_equal_the_definition(seed):
     got = ratio_matches(da, db, 0.8)
     want = naive_ratio_matches(da.astype(np.float64), db.astype(np.float64), 0.8)
     assert 10 <= len(want) and np.array_equal(got, want)
+
+
+def test_ratio_matches_tie_rule():
+    """Two equal nearest candidates: the ratio test rejects the match (0.8 d < d fails)."""
+    from pseudosup.mining.geometric import ratio_matches
+
+    db = np.array([[0, 0], [0, 0], [5, 5], [9, 0]], np.float32)
+    da = np.array([[0, 0.1], [5, 5.1], [9, 0.2]], np.float32)
+    assert ratio_matches(da, db, 0.8).tolist() == [[1, 2], [2, 3]]
+    assert ratio_matches(da, db[[0, 2, 3]], 0.8).tolist() == [[0, 0], [1, 1], [2, 2]]
 
 
 def test_verification_order_computes_each_image_once_and_threads_agree(monkeypatch):

@@ -23,7 +23,7 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def progress(it: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterable[T]:
+def progress(it: Iterable[T] | None, desc: str, total: int | None = None, unit: str = "it") -> Iterable[T]:
     """A tqdm bar on stderr; when stderr is a log file, update at most every 10 s."""
     tty = sys.stderr.isatty()
     return tqdm(it, desc=desc, total=total, unit=unit, file=sys.stderr,

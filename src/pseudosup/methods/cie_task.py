@@ -172,6 +172,12 @@ def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: di
     return out
 
 
+def _solves_logged(done: int, total: int) -> None:
+    from ..log import log
+
+    log.info("truncated diffusion: %d / %d offline solves", done, total)
+
+
 def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1) -> dict:
     """The refinements named in refine["methods"] (REFINEMENTS), as score_all's entries
     "cnn-<name>" / "cie-diffusion". Index size: the dense vectors plus, for the methods
@@ -198,7 +204,8 @@ def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1) -> dict:
             out["cnn-diffusion"] = (diffusion_scores(Xq, Xdb, s, threads), dense + 8 * s.diffusion_k)
         elif name == "diffusion-truncated":  # stores each item's offline row online
             stored = min(s.diffusion_truncation, len(Xdb))
-            out["cnn-diffusion-truncated"] = (truncated_diffusion_scores(Xq, Xdb, s, threads), dense + 8 * stored)
+            scores = truncated_diffusion_scores(Xq, Xdb, s, threads, progress=_solves_logged)
+            out["cnn-diffusion-truncated"] = (scores, dense + 8 * stored)
         elif name == "k-reciprocal":
             out["cnn-k-reciprocal"] = (k_reciprocal_scores(Xq, Xdb, s, threads), dense + 8 * s.kr_k1)
         elif E is not None:  # cie-diffusion: the CIE-embedded index, queries' original vectors

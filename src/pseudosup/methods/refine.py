@@ -28,8 +28,17 @@ clipped.
   settings), and keeps f_i on T_i as a sparse row L_i; online, a query's scores are
   sum_{j in its query-k top} w(q . x_j) L_j. Truncation keeps the walk near the item
   (the "late truncation" of the paper: the graph is the full one, only the solve is
-  local); with diffusion_truncation >= n it equals the diffusion above. Default 1,000
-  (the authors'; 5,000 for 100k-image databases).
+  local); with diffusion_truncation >= n it equals the diffusion above up to CG
+  convergence (different right-hand sides stop at different points). Default 1,000
+  (the authors'; 5,000 for 100k-image databases). Memory: about 24 n t bytes (12 GB at
+  100k x 5,000). Differences from the authors' code: (1) their kNN list of kd = 50
+  includes the item itself, so their graph has 49 other neighbours where diffusion_k =
+  50 gives 50 (set 49 for their graph; the same convention holds for the diffusion
+  above); (2) they keep only each query's top t scores, everything else unretrieved -
+  here every item is ranked, those outside the sum by the cosine tie-breaker; (3) they
+  weight query neighbours by s^gamma unclamped, here max(s, 0)^gamma (differs only when
+  one of a query's top-k has a negative cosine); (4) each item is its own truncation
+  set's first element even when an exact duplicate ties with it.
 - k-reciprocal re-ranking (Zhong, Zheng, Cao, Li, CVPR 2017), on the joint set
   P = [Q; X] as in the paper's code, d(p, g) = 2 - 2 cos = squared L2 of unit
   vectors. Each item's neighbour list starts with the item itself. R(p, k1) = the j

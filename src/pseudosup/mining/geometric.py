@@ -1,7 +1,7 @@
 """Optional geometric verification of mined pairs by SIFT matching.
 
-For a pair of images: OpenCV SIFT keypoints (RootSIFT descriptors), nearest and
-second-nearest matches both ways, Lowe's ratio test, then a RANSAC fit of a
+For a pair of images: OpenCV SIFT keypoints (RootSIFT descriptors), Lowe's ratio test
+from the first image to the second plus a mutual-nearest-neighbour check, then a RANSAC fit of a
 geometric model (homography by default; "affine" for a partial affine map,
 "fundamental" for general 3-d viewpoint change) and the count of inliers. A pair is
 verified when inliers >= `min_inliers`. OpenCV's RANSAC uses a fixed internal seed,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class VerifySettings:
     ransac_threshold: float = 8.0   # pixels (at max_side resolution)
     max_side: int = 640         # images are resized so that their longer side is at most this
     max_keypoints: int = 1500
-    cache: int = 256            # images whose keypoints are kept in memory
+    cache: int = 256            # images whose keypoints are kept in memory (shared among the threads)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -69,7 +69,8 @@ def rootsift_keypoints(image: np.ndarray, s: VerifySettings) -> tuple[np.ndarray
 
 
 def ratio_matches(da: np.ndarray, db: np.ndarray, ratio: float) -> np.ndarray:
-    """(m, 2) index pairs passing the ratio test in both directions (mutual)."""
+    """(m, 2) index pairs (i, j): j is a_i's nearest in b, passes the ratio test against
+    a_i's second nearest, and has a_i as its own nearest in a (mutual)."""
     if len(da) < 2 or len(db) < 2:
         return np.zeros((0, 2), np.int64)
     d2 = np.maximum((da ** 2).sum(1)[:, None] - 2 * da @ db.T + (db ** 2).sum(1)[None, :], 0)
@@ -128,7 +129,7 @@ def locality_order(pairs: np.ndarray, n: int) -> np.ndarray:
 
     if not len(pairs):
         return np.array([], np.int64)
-    graph = sp.csr_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    graph = sp.csr_matrix((np.ones(len(pairs), np.int32), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     perm = reverse_cuthill_mckee((graph + graph.T).tocsr(), symmetric_mode=True)
     pos = np.empty(n, np.int64)
     pos[perm] = np.arange(n)
@@ -141,8 +142,9 @@ def verify_pairs(images, pairs: np.ndarray, s: VerifySettings | None = None, thr
 
     `images` is an image source (len, [i] -> uint8 HxW or HxWx3). Pairs pointing
     outside it are rejected before any work. With threads > 1 the ordered pairs are cut
-    into one contiguous run per thread, each with its own keypoint cache (a pair's count
-    does not depend on which thread computes it)."""
+    into one contiguous run per thread, each with its own share of the keypoint cache (a
+    pair's count does not depend on which thread computes it); BLAS then runs on one
+    thread inside each."""
     s = s or VerifySettings()
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     n = len(images)
@@ -152,26 +154,30 @@ def verify_pairs(images, pairs: np.ndarray, s: VerifySettings | None = None, thr
                              "the pairs were mined on another dataset or split")
     inliers = np.zeros(len(pairs), np.int64)
     lock = threading.Lock()  # image sources (archive readers) need not be thread-safe
+    bar_lock = threading.Lock()
 
     def read(i: int):
         with lock:
             return images[int(i)]
 
-    def run(chunk: np.ndarray, bar) -> None:
-        cache = _KeypointCache(read, s)
+    def run(chunk: np.ndarray, bar, cache_size: int) -> None:
+        cache = _KeypointCache(read, replace(s, cache=cache_size))
         for p in chunk:
             (pa, da), (pb, db) = cache(int(pairs[p, 0])), cache(int(pairs[p, 1]))
             m = ratio_matches(da, db, s.ratio)
             inliers[p] = count_inliers(pa[m[:, 0]], pb[m[:, 1]], s) if len(m) else 0
-            with lock:
+            with bar_lock:
                 bar.update(1)
 
     order = locality_order(pairs, n)
     chunks = [c for c in np.array_split(order, max(1, threads)) if len(c)]
     with progress(None, desc="geometric verification", total=len(order)) as bar:
         if len(chunks) > 1:
-            with ThreadPoolExecutor(len(chunks)) as pool:
-                list(pool.map(lambda c: run(c, bar), chunks))
+            from threadpoolctl import threadpool_limits
+
+            share = max(2, s.cache // len(chunks))
+            with threadpool_limits(1), ThreadPoolExecutor(len(chunks)) as pool:
+                list(pool.map(lambda c: run(c, bar, share), chunks))
         elif chunks:
-            run(chunks[0], bar)
+            run(chunks[0], bar, s.cache)
     return inliers
