@@ -278,6 +278,8 @@ def test_every_paper_experiment_runs_end_to_end_on_its_standin(standin_run):
         assert doc["dataset"] == "standin-" + params["experiments"][e]["dataset"]
         values = [v for row in doc["results"].values() for v in (row.values() if isinstance(row, dict) else [row])]
         assert values, e
+    # UKBench's table carries its protocol's own score beside mAP
+    assert "| cie-ukbench mAP | N-S score | bytes/image |" in (project / "results/tables/cie-ukbench-retrieval.md").read_text()
     print(f"\nall {len(PAPER)} paper experiments on tiny stand-ins: {standin_run['seconds']:.0f} s")
     # every stand-in file came over the wire through the real download code (TEXMEX over FTP);
     # the FTP server logs a file's name, the HTTP server its path below the root

@@ -144,32 +144,44 @@ def epoch_scorer(task):
 
 def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: dict | None = None,
               threads: int = 1) -> dict:
-    """{method: (scores (nq, n_db), bytes per image)} for the available inputs: the bag
-    of words G, the CNN features X, the CIE-embedded index E (database rows), the
-    fine-tuned features F; cosine similarity everywhere. `refine` (params
-    retrieval.refine) adds the refinements it names in `methods`."""
+    """{method: (scores (nq, n_db), bytes per image)}: every entry of iter_scores."""
+    return dict(iter_scores(task, G, X, E, F, fusion_weight, refine, threads))
+
+
+def iter_scores(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: dict | None = None,
+                threads: int = 1):
+    """(method, (scores (nq, n_db), bytes per image)) for the available inputs, one at a
+    time (a caller that scores and drops each holds a few (nq, n_db) matrices, not one per
+    method: 10,200 x 10,200 on UKBench is 0.4 GB each): the bag of words G, the CNN
+    features X, the CIE-embedded index E (database rows), the fine-tuned features F;
+    cosine similarity everywhere. `refine` (params retrieval.refine) adds the refinements
+    it names in `methods`."""
     from ..mining.features_io import rows
     from .cie import bytes_per_image, normalise_dense
 
     q, db = task.queries, task.database
     Gq, Gdb = rows(G, q), rows(G, db)
     Xq, Xdb = normalise_dense(rows(X, q)), normalise_dense(rows(X, db))
-    s_sift = (Gq @ Gdb.T).toarray()
-    s_cnn = Xq @ Xdb.T
     b_sift = bytes_per_image("sparse", len(db), nnz=Gdb.nnz)
     b_cnn = bytes_per_image("dense", len(db), dim=Xdb.shape[1])
-    out = {"sift": (s_sift, b_sift), "cnn": (s_cnn, b_cnn), "fusion": (s_sift + fusion_weight * s_cnn, b_sift + b_cnn)}
+    s_sift, s_cnn = (Gq @ Gdb.T).toarray(), Xq @ Xdb.T
+    yield "sift", (s_sift, b_sift)
+    yield "cnn", (s_cnn, b_cnn)
+    fused = s_sift + fusion_weight * s_cnn  # a new matrix: score_all's callers keep "sift"
+    del s_sift, s_cnn
+    yield "fusion", (fused, b_sift + b_cnn)
+    del fused
     if E is not None:
         E = normalise_dense(E)
-        out["cie"] = (Xq @ E.T, bytes_per_image("dense", len(db), dim=E.shape[1]))
+        b_cie = bytes_per_image("dense", len(db), dim=E.shape[1])
+        yield "cie", (Xq @ E.T, b_cie)
         if (task.query_pos >= 0).all():
-            out["cie-embedded-queries"] = (E[task.query_pos] @ E.T, out["cie"][1])
+            yield "cie-embedded-queries", (E[task.query_pos] @ E.T, b_cie)
     if F is not None:
         Fq, Fdb = normalise_dense(rows(F, q)), normalise_dense(rows(F, db))
-        out["finetuned"] = (Fq @ Fdb.T, bytes_per_image("dense", len(db), dim=Fdb.shape[1]))
+        yield "finetuned", (Fq @ Fdb.T, bytes_per_image("dense", len(db), dim=Fdb.shape[1]))
     if refine and refine.get("methods"):
-        out.update(refined_scores(Xq, Xdb, E, refine, threads))
-    return out
+        yield from refined_scores(Xq, Xdb, E, refine, threads)
 
 
 def _solves_logged(done: int, total: int) -> None:
@@ -178,8 +190,8 @@ def _solves_logged(done: int, total: int) -> None:
     log.info("truncated diffusion: %d / %d offline solves", done, total)
 
 
-def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1) -> dict:
-    """The refinements named in refine["methods"] (REFINEMENTS), as score_all's entries
+def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1):
+    """The refinements named in refine["methods"] (REFINEMENTS), as iter_scores' entries
     "cnn-<name>" / "cie-diffusion". Index size: the dense vectors plus, for the methods
     that keep a graph online (diffusion, k-reciprocal), 8 bytes (id + weight) per stored
     neighbour; truncated diffusion stores each item's offline row (8 bytes per entry)."""
@@ -193,22 +205,20 @@ def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1) -> dict:
         raise PseudosupError(f"retrieval.refine.methods: {unknown} not among {list(REFINEMENTS)}")
     s = RefineSettings(**{k: v for k, v in refine.items() if k != "methods"})
     dense = bytes_per_image("dense", len(Xdb), dim=Xdb.shape[1])
-    out = {}
     for name in names:
         if name == "aqe":
-            out["cnn-aqe"] = (alpha_qe(Xq, Xdb, s.qe_k, s.qe_alpha, threads) @ Xdb.T, dense)
+            yield "cnn-aqe", (alpha_qe(Xq, Xdb, s.qe_k, s.qe_alpha, threads) @ Xdb.T, dense)
         elif name == "dba-aqe":
             D = dba(Xdb, s.dba_k, s.dba_alpha, threads)
-            out["cnn-dba-aqe"] = (alpha_qe(Xq, D, s.qe_k, s.qe_alpha, threads) @ D.T, dense)
+            yield "cnn-dba-aqe", (alpha_qe(Xq, D, s.qe_k, s.qe_alpha, threads) @ D.T, dense)
         elif name == "diffusion":
-            out["cnn-diffusion"] = (diffusion_scores(Xq, Xdb, s, threads), dense + 8 * s.diffusion_k)
+            yield "cnn-diffusion", (diffusion_scores(Xq, Xdb, s, threads), dense + 8 * s.diffusion_k)
         elif name == "diffusion-truncated":  # stores each item's offline row online
             stored = min(s.diffusion_truncation, len(Xdb))
             scores = truncated_diffusion_scores(Xq, Xdb, s, threads, progress=_solves_logged)
-            out["cnn-diffusion-truncated"] = (scores, dense + 8 * stored)
+            yield "cnn-diffusion-truncated", (scores, dense + 8 * stored)
         elif name == "k-reciprocal":
-            out["cnn-k-reciprocal"] = (k_reciprocal_scores(Xq, Xdb, s, threads), dense + 8 * s.kr_k1)
+            yield "cnn-k-reciprocal", (k_reciprocal_scores(Xq, Xdb, s, threads), dense + 8 * s.kr_k1)
         elif E is not None:  # cie-diffusion: the CIE-embedded index, queries' original vectors
             E = normalise_dense(E)
-            out["cie-diffusion"] = (diffusion_scores(Xq, E, s, threads), dense + 8 * s.diffusion_k)
-    return out
+            yield "cie-diffusion", (diffusion_scores(Xq, E, s, threads), dense + 8 * s.diffusion_k)

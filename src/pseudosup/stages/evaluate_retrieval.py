@@ -127,11 +127,11 @@ def _other_task(source, protocol: str, n_items: int, db):
 def _score(task, G, X, E, F, cfg: dict, threads: int) -> dict:
     """One protocol: every method's metrics, bytes per image and per-query AP."""
     from ..log import log
-    from ..methods.cie_task import score_all
+    from ..methods.cie_task import iter_scores
 
     results = {}
-    scored = score_all(task, G, X, E, F, cfg["fusion_weight"], cfg.get("refine"), threads)
-    for method, (scores, nbytes) in scored.items():
+    # one method's (queries, database) scores at a time
+    for method, (scores, nbytes) in iter_scores(task, G, X, E, F, cfg["fusion_weight"], cfg.get("refine"), threads):
         metrics, aps = task.evaluate(scores)
         results[method] = {**metrics, "bytes_per_image": nbytes, "ap": [None if a != a else float(a) for a in aps]}
         log.info("%s %-22s mAP %.4f  %8.0f bytes/image", task.name, method, metrics["map"], nbytes)
@@ -165,14 +165,18 @@ def _indices_sha(db) -> str:
 
 
 def markdown_table(runs: list[dict]) -> str:
-    """One column pair (mAP, bytes/image) per run; one row per method."""
+    """One column group per run: mAP, the N-S score where the protocol has one (UKBench),
+    bytes/image; one row per method."""
     methods = [m for m in LABELS if any(m in r["results"] for r in runs)]
-    head = "| method | " + " | ".join(f"{r['name'] or r['task']} mAP | bytes/image" for r in runs) + " |"
-    lines = [head, "|---|" + "---|---|" * len(runs)]
+    ns = [any("ns_score" in v for v in r["results"].values()) for r in runs]
+    head = "| method | " + " | ".join(f"{r['name'] or r['task']} mAP | " + ("N-S score | " if s else "") + "bytes/image"
+                                    for r, s in zip(runs, ns)) + " |"
+    lines = [head, "|---|" + "".join("---|---|---|" if s else "---|---|" for s in ns)]
     for m in methods:
         cells = []
-        for r in runs:
+        for r, s in zip(runs, ns):
             res = r["results"].get(m)
-            cells.append(f"{res['map']:.4f} | {res['bytes_per_image']:,.0f}" if res else "- | -")
+            score = (f" | {res['ns_score']:.3f}" if res else " | -") if s else ""
+            cells.append(f"{res['map']:.4f}{score} | {res['bytes_per_image']:,.0f}" if res else "-" + score + " | -")
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
