@@ -126,6 +126,7 @@ def test_cifar10_test_q1k_definition(real_raw):
 
 
 @pytest.mark.parametrize("name", ["sift-real-small-k100", "sift1m-k100", "sift1m-ldph-k100", "gist1m-k100",
+                                  "gist1m-ldph-k100",
                                   "ukbench-all"])
 def test_layout_splits_redraw_identically(name):
     path = SPLITS / f"{name}.json"
@@ -155,6 +156,8 @@ def test_texmex_split_ranges():
     assert s.part("train")[[0, -1]].tolist() == [0, 19_999] and s.extra["top_k"] == 100
     g = load_split(SPLITS / "gist1m-k100.json")
     assert g.part("train")[[0, -1]].tolist() == [1_001_000, 1_500_999]
+    gl = load_split(SPLITS / "gist1m-ldph-k100.json")
+    assert gl.part("train")[[0, -1]].tolist() == [0, 19_999] and gl.part("queries")[0] == 1_000_000
 
 
 def test_missing_real_data_is_reported_never_faked(tmp_path, monkeypatch):

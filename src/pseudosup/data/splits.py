@@ -435,6 +435,14 @@ def _gist1m(ds, seed: int) -> Split:
     return texmex_split("gist1m-k100", ds, None, seed)
 
 
+@protocol("gist1m-ldph-k100", "gist-1m",
+          "GIST-1M with the LDPH authors' SIFT-1M rule: the 1,000 queries, the 1,000,000 base vectors as "
+          "database, training set = the first 20,000 base vectors; relevance = official top-100",
+          needs="layout")
+def _gist1m_ldph(ds, seed: int) -> Split:
+    return texmex_split("gist1m-ldph-k100", ds, (0, 20_000), seed)
+
+
 @protocol("sift-real-small-k100", "sift-real-small",
           "sift-real-small (DERIVED SIFT of 30 real photos, not SIFT-1M): its 1,000 query vectors; all "
           "47,646 base vectors are the database; training set = the first 20,000 base vectors (the LDPH "
