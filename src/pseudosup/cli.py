@@ -38,6 +38,7 @@ STAGES = {
     "update-baselines": "update_baselines",
     "validate-params": "validate_params",
     "dvc-yaml": "dvc_yaml",
+    "dvc-status": "dvc_status",
     "readme": "readme",
     "slurm-check": "slurm_check",
 }
@@ -45,7 +46,7 @@ STAGES = {
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; `only`: build just that stage's sub-command (a job imports and
-    runs the code of its own stage, not of all 25)."""
+    runs the code of its own stage, not of every stage)."""
     parser = argparse.ArgumentParser(
         prog="pseudosup",
         description="Pseudo-supervised learning for image search: the stages of the pipeline. "
