@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from pseudosup.evaluation.protocols import class_map, rank_by_scores  # noqa: E402
 from pseudosup.methods import cie  # noqa: E402
-from pseudosup.mining.knn import KnnSettings  # noqa: E402
+from pseudosup.mining.knn import KnnSettings, normalise_dense  # noqa: E402
 
 
 def synthetic(n: int, vocab: int = 20000, shared: int = 60, background: int = 90, dim: int = 1280, seed: int = 0):
@@ -87,7 +87,7 @@ def synthetic(n: int, vocab: int = 20000, shared: int = 60, background: int = 90
         stop = min(n, start + 20000)
         z = codes[groups[start:stop]] + rng.standard_normal((stop - start, 64)).astype(np.float32)
         X[start:stop] = z @ A + 0.5 / np.sqrt(dim / 64) * rng.standard_normal((stop - start, dim)).astype(np.float32)
-    return G, cie.normalise_dense(X), groups
+    return G, normalise_dense(X), groups
 
 
 def group_map(X: np.ndarray, groups: np.ndarray, queries: int = 500) -> float:
@@ -162,9 +162,9 @@ def sweep(argv: list[str]) -> None:
                         split=Path(args.split) if args.split else None)
     db, task = build_task(source, X.shape[0])
     Gd, Xd = rows(G, db), rows(X, db)
-    q = cie.normalise_dense(rows(X, task.queries))
+    q = normalise_dense(rows(X, task.queries))
     base = {"sift": task.evaluate((rows(G, task.queries) @ Gd.T).toarray())[0]["map"],
-            "cnn": task.evaluate(q @ cie.normalise_dense(Xd).T)[0]["map"]}
+            "cnn": task.evaluate(q @ normalise_dense(Xd).T)[0]["map"]}
     grid = []
     for k in (3, 10):
         for alpha in (0.1, 0.5):

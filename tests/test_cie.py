@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from pseudosup.evaluation.protocols import class_map, rank_by_scores
 from pseudosup.io import PseudosupError
 from pseudosup.methods import cie
-from pseudosup.mining.knn import KnnSettings
+from pseudosup.mining.knn import KnnSettings, normalise_dense
 
 from .test_mining import random_bow
 
@@ -38,7 +38,7 @@ def test_sparse_update_by_definition():
 
 def test_dense_update_by_definition():
     rng = np.random.default_rng(3)
-    X = cie.normalise_dense(rng.standard_normal((12, 5)))
+    X = normalise_dense(rng.standard_normal((12, 5)))
     A = sp.csr_matrix(np.triu(rng.random((12, 12)) < 0.3, 1).astype(np.float32))
     A = (A + A.T).tocsr()
     got = cie.dense_update(X, A, 0.7)
@@ -85,7 +85,7 @@ def _map_dense(X, groups):
 
 def test_cie_improves_the_cnn_index_on_complementary_views():
     G, X, groups = two_view_problem()
-    base = _map_dense(cie.normalise_dense(X), groups)
+    base = _map_dense(normalise_dense(X), groups)
     res = cie.embed(G, X, cie.CIESettings(k=5, iterations=2, alpha=1.0, beta=0.5))
     after = _map_dense(res.X, groups)
     assert after > base + 0.05, (base, after)
@@ -97,7 +97,7 @@ def test_cie_improves_the_cnn_index_on_complementary_views():
 def test_zero_iterations_is_identity_and_deterministic():
     G, X, _ = two_view_problem(10, 4, 1)
     res = cie.embed(G, X, cie.CIESettings(iterations=0))
-    assert np.allclose(res.X, cie.normalise_dense(X)) and (res.G != G).nnz == 0
+    assert np.allclose(res.X, normalise_dense(X)) and (res.G != G).nnz == 0
     a = cie.embed(G, X, cie.CIESettings(k=4, iterations=2)).X
     b = cie.embed(G, X, cie.CIESettings(k=4, iterations=2)).X
     assert np.array_equal(a, b)

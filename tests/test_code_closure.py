@@ -9,6 +9,7 @@ what `pseudosup dvc-yaml` turns into DVC deps.
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import subprocess
 import sys
@@ -170,6 +171,8 @@ def test_every_hasher_resolves_and_its_class_agrees_with_its_entry():
         e = M.entry(name)
         assert cls.name == name and cls.__module__ == e.module
         assert (cls.supervised, cls.inputs) == (e.supervised, e.inputs)
+        # the train stage passes `threads` to the hashers whose entry says they take it
+        assert e.threads == ("threads" in inspect.signature(cls).parameters), name
     assert sorted(M.HASHERS) == M.names()  # no plugin registers a name the table lacks
 
 

@@ -34,6 +34,23 @@ def test_exact_knn_matches_brute_force():
     assert not np.any(I == np.arange(300)[:, None])
 
 
+def test_normalise_dense_unit_rows_in_the_asked_precision_zero_rows_stay_zero():
+    """The one row normaliser (cosine kNN, CIE, refinement, sdc_graph, mls3rduh)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 12))
+    X[3] = 0
+    U = K.normalise_dense(X)
+    assert U.dtype == np.float32 and U.flags.c_contiguous
+    X32 = X.astype(np.float32)
+    np.testing.assert_array_equal(U, X32 / np.maximum(np.linalg.norm(X32, axis=1, keepdims=True), 1e-12))
+    assert not U[3].any() and np.allclose(np.linalg.norm(np.delete(U, 3, 0), axis=1), 1, atol=1e-6)
+    U64 = K.normalise_dense(X, dtype=np.float64)   # mls3rduh: in float64
+    assert U64.dtype == np.float64
+    np.testing.assert_array_equal(U64, X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12))
+    assert K.normalise_dense(X, dtype=None).dtype == np.float64   # sdc_graph: in the input's own dtype
+    np.testing.assert_array_equal(K.normalise_dense(np.asfortranarray(X32)), U)   # made C-contiguous first
+
+
 def test_reciprocal_pairs_by_definition():
     rng = np.random.default_rng(1)
     nbrs = np.array([rng.choice(np.delete(np.arange(40), i), 5, replace=False) for i in range(40)])

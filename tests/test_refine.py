@@ -30,6 +30,7 @@ from pseudosup.methods.refine import (
     truncated_diffusion_rows,
     truncated_diffusion_scores,
 )
+from pseudosup.mining.knn import normalise_dense
 
 
 def unit(A) -> np.ndarray:
@@ -328,8 +329,8 @@ def test_shared_minimum_is_dense_min_sum_in_any_chunking(monkeypatch):
 
 def test_zero_k_returns_the_input():
     Q, X = with_duplicates()
-    np.testing.assert_array_equal(alpha_qe(Q, X, 0, 3.0), refine.normalise_dense(Q))
-    np.testing.assert_array_equal(dba(X, 0, 3.0), refine.normalise_dense(X))
+    np.testing.assert_array_equal(alpha_qe(Q, X, 0, 3.0), normalise_dense(Q))
+    np.testing.assert_array_equal(dba(X, 0, 3.0), normalise_dense(X))
     # and unnormalised input comes back normalised (rows of norm 1)
     np.testing.assert_allclose(np.linalg.norm(alpha_qe(3 * Q, X, 0, 3.0), axis=1), 1, atol=1e-6)
 
@@ -407,7 +408,7 @@ def hub_problem(k1=20, n_a=8, n_b=25, n_far=200, d=300, seed=0):
 
 def test_k_reciprocal_demotes_a_non_reciprocal_hub():
     Q, X, n_a = hub_problem()
-    assert np.argmax(Q @ refine.normalise_dense(X).T) == 0  # the hub is the nearest item
+    assert np.argmax(Q @ normalise_dense(X).T) == 0  # the hub is the nearest item
     order = np.argsort(-k_reciprocal_scores(Q, X, RefineSettings())[0], kind="stable")
     assert set(order[:n_a]) == set(range(1, 1 + n_a))  # the true neighbours A first
     assert list(order).index(0) >= n_a

@@ -55,10 +55,11 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from pseudosup.data.loaders.texmex import write_vecs  # noqa: E402
+from pseudosup.io import atomic_path  # noqa: E402
 
 SIFT_SETTINGS = {"upscale": 4, "contrastThreshold": 0.005, "edgeThreshold": 20}
 SIFT_COUNTS = {"base": 1_000_000, "query": 10_000, "learn": 100_000}
@@ -78,6 +80,17 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@contextmanager
+def atomic_tar_gz(path: Path, compresslevel: int) -> Iterator[tarfile.TarFile]:
+    """A .tar.gz written to `path` through atomic_path (renamed into place when complete).
+    The gzip header keeps the name the archives have always recorded, `.<name>.part` (the
+    temporary's name before atomic_path), not atomic_path's temporary (which holds the
+    process id): an archive's bytes, but for the gzip time stamp, and its size stay as they were."""
+    with (atomic_path(path) as tmp, open(tmp, "wb") as f,
+          tarfile.open(f".{path.name}.part", "w:gz", fileobj=f, compresslevel=compresslevel) as tf):
+        yield tf
 
 
 def cifar_test_gray(shared: Path) -> list[np.ndarray]:
@@ -156,15 +169,14 @@ def write_texmex(dest: Path, prefix: str, arrays: dict) -> Path:
     """<prefix>.tar.gz with <prefix>/<prefix>_<role>.{fvecs,ivecs}, like the TEXMEX archives."""
     work = dest / f"_{prefix}"
     work.mkdir(parents=True, exist_ok=True)
-    path, tmp = dest / f"{prefix}.tar.gz", dest / f".{prefix}.tar.gz.part"
-    with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:
+    path = dest / f"{prefix}.tar.gz"
+    with atomic_tar_gz(path, compresslevel=1) as tf:
         for role in ("base", "groundtruth", "learn", "query"):
             ext = "ivecs" if role == "groundtruth" else "fvecs"
             f = work / f"{prefix}_{role}.{ext}"
             write_vecs(f, arrays[role])
             tf.add(f, arcname=f"{prefix}/{prefix}_{role}.{ext}")
             f.unlink()
-    os.replace(tmp, path)
     work.rmdir()
     return path
 
@@ -221,13 +233,13 @@ def build_cifar_10(shared: Path, dest: Path, seed: int) -> dict:
     test = np.concatenate([order[alllab[order] == c][:1000] for c in range(10)])
     order = np.concatenate([order[~np.isin(order, test)], rng.permutation(test)])
     allimg, alllab = allimg[order], alllab[order]
-    path, tmp = dest / "cifar-10-python.tar.gz", dest / ".cifar-10-python.tar.gz.part"
+    path = dest / "cifar-10-python.tar.gz"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
     def add(tf, name: str, payload: bytes):
         tar_add(tf, f"cifar-10-batches-py/{name}", payload)
 
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as tf:
+    with atomic_tar_gz(path, compresslevel=6) as tf:
         for b, name in enumerate(names):
             sl = slice(b * 10_000, (b + 1) * 10_000)
             batch = {b"batch_label": name.encode(), b"labels": alllab[sl].tolist(),
@@ -237,7 +249,6 @@ def build_cifar_10(shared: Path, dest: Path, seed: int) -> dict:
         add(tf, "batches.meta", pickle.dumps({b"label_names": [c.encode() for c in CIFAR_CLASSES],
                                               b"num_cases_per_batch": 10_000, b"num_vis": 3072}, protocol=2))
         add(tf, "readme.html", b"<p>STAND-IN of CIFAR-10 built by pseudosup benchmarks/standins/build.py</p>\n")
-    os.replace(tmp, path)
     description = ("FULL-SIZE STAND-IN of CIFAR-10: 60,000 32x32 images = the 10,000 REAL CIFAR-10 test images "
                    "(../shared/data/cifar10-test-jpg.tar, JPEG copies) and five seeded variants of each (flip, crop, "
                    f"shift, colour jitter), labels kept, shuffled (seed {seed}) into the official six batches. "
@@ -308,13 +319,12 @@ def build_gist_1m(shared: Path, dest: Path, seed: int, counts: dict | None = Non
                        (src.draw(min(chunk, counts["learn"] - lo)) for lo in range(0, counts["learn"], chunk)))
     write_vecs(work / "gist_query.fvecs", query)
     write_vecs(work / "gist_groundtruth.ivecs", ids.astype(np.int32))
-    path, tmp = dest / "gist.tar.gz", dest / ".gist.tar.gz.part"
-    with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:
+    path = dest / "gist.tar.gz"
+    with atomic_tar_gz(path, compresslevel=1) as tf:
         for role in ("base", "groundtruth", "learn", "query"):
             f = work / f"gist_{role}.{'ivecs' if role == 'groundtruth' else 'fvecs'}"
             tf.add(f, arcname=f"gist/{f.name}")
             f.unlink()
-    os.replace(tmp, path)
     work.rmdir()
     description = (f"FULL-SIZE STAND-IN of GIST-1M: SEEDED SYNTHETIC 960-d vectors (seed {seed}; no real GIST "
                    "source here): |c_k + L z + e| with 1,000 gamma(2, 0.04) centres, a shared rank-64 loading "
@@ -398,12 +408,11 @@ def build_oxford5k(shared: Path, dest: Path, seed: int) -> dict:
 
     gnd_src = shared / "oxford5k" / "gnd_oxford5k.pkl"
     gnd = pickle.loads(gnd_src.read_bytes())
-    path, tmp = dest / "oxbuild_images-v1.tgz", dest / ".oxbuild_images-v1.tgz.part"
-    with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:   # JPEGs do not compress
+    path = dest / "oxbuild_images-v1.tgz"
+    with atomic_tar_gz(path, compresslevel=1) as tf:   # JPEGs do not compress
         for i, (name, payload) in enumerate(building_images(gnd, shared, seed, shared / "oxford5k" / "jpg")):
             tar_add(tf, f"{name}.jpg", payload)
             _progress(i, len(gnd["imlist"]), "oxford5k images")
-    os.replace(tmp, path)
     (dest / "gnd_oxford5k.pkl").write_bytes(gnd_src.read_bytes())
     description = ("FULL-SIZE STAND-IN of Oxford5k: the REAL ground truth gnd_oxford5k.pkl (5,063 images, 55 queries, "
                    "ok/junk/boxes; ../shared/data) over 5,063 JPEGs (1024 x 768 or 768 x 1024) of which 10 are real "
@@ -423,14 +432,13 @@ def build_paris6k(shared: Path, dest: Path, seed: int) -> dict:
     files = {}
     images = building_images(gnd, shared, seed, None)
     for k in (1, 2):
-        path, tmp = dest / f"paris_{k}-v1.tgz", dest / f".paris_{k}-v1.tgz.part"
-        with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:
+        path = dest / f"paris_{k}-v1.tgz"
+        with atomic_tar_gz(path, compresslevel=1) as tf:
             for i in range(half) if k == 1 else range(half, len(gnd["imlist"])):
                 name, payload = next(images)
                 landmark = name[len("paris_"):].rsplit("_", 1)[0]
                 tar_add(tf, f"paris/{landmark}/{name}.jpg", payload)
                 _progress(i, len(gnd["imlist"]), "paris6k images")
-        os.replace(tmp, path)
         files[path.name] = path
     (dest / "gnd_paris6k.pkl").write_bytes(gnd_src.read_bytes())
     files["gnd_paris6k.pkl"] = dest / "gnd_paris6k.pkl"
@@ -449,8 +457,8 @@ def build_ukbench(shared: Path, dest: Path, seed: int, groups: int = UKBENCH_GRO
 
     pics = photos(shared)
     rng = np.random.default_rng(seed)
-    path, tmp = dest / "ukbench.zip", dest / ".ukbench.zip.part"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+    path = dest / "ukbench.zip"
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         for g in range(groups):
             # one object per group: a random region of a photo, seen four times
             photo = pics[g % len(pics)]
@@ -464,7 +472,6 @@ def build_ukbench(shared: Path, dest: Path, seed: int, groups: int = UKBENCH_GRO
                 z.writestr(f"thumbnails/ukbench{4 * g + v:05d}.jpg", jpeg(img[::4, ::4]))
             _progress(4 * g + 3, 4 * groups, "ukbench images")
         z.writestr("index.html", "<html><p>STAND-IN of UKBench built by pseudosup benchmarks/standins/build.py</p></html>")
-    os.replace(tmp, path)
     description = (f"{_size_word(groups == UKBENCH_GROUPS)} STAND-IN of UKBench: {4 * groups:,} JPEGs of 640 x 480 in ukbench.zip (full/ and "
                    f"thumbnails/), {groups:,} groups of 4: a random square region of one of 37 real photos, "
                    f"seen as four seeded views (crop, rotation, colour; seed {seed}). Not UKBench.")
@@ -510,23 +517,21 @@ def build_mirflickr_25k(shared: Path, dest: Path, seed: int, n: int = 25_000) ->
     potential |= (rng.random(potential.shape) < 0.03).astype(np.uint8)
     cols = [CONCEPTS.index(c) for c in RELEVANT_CONCEPTS]
     relevant = potential[:, cols] & (rng.random((n, len(cols))) < 0.6)
-    path, tmp = dest / IMAGES_ZIP, dest / f".{IMAGES_ZIP}.part"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+    path = dest / IMAGES_ZIP
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         for k, i in enumerate(pick):
             # Flickr photos are about 500 x 375; upscaled, the CNN sees what it sees on CIFAR-10
             img = cv2.resize(pool[i], (500, 375), interpolation=cv2.INTER_CUBIC)
             z.writestr(f"{IMAGE_DIR}/im{k + 1}.jpg", jpeg(img))
             z.writestr(f"{IMAGE_DIR}/meta/tags/tags{k + 1}.txt", "")
             _progress(k, n, "mirflickr images")
-    os.replace(tmp, path)
     ann = dest / ANNOTATIONS_ZIP
-    with zipfile.ZipFile(dest / f".{ANNOTATIONS_ZIP}.part", "w") as z:
+    with atomic_path(ann) as tmp, zipfile.ZipFile(tmp, "w") as z:
         z.writestr("README.txt", "STAND-IN annotations derived from CIFAR-10 classes (pseudosup benchmarks/standins)\n")
         for j, c in enumerate(CONCEPTS):
             z.writestr(f"{c}.txt", "".join(f"{i + 1}\n" for i in np.flatnonzero(potential[:, j])))
         for j, c in enumerate(RELEVANT_CONCEPTS):
             z.writestr(f"{c}{RELEVANT_SUFFIX}.txt", "".join(f"{i + 1}\n" for i in np.flatnonzero(relevant[:, j])))
-    os.replace(dest / f".{ANNOTATIONS_ZIP}.part", ann)
     description = (f"{_size_word(n == 25_000)} STAND-IN of MIRFLICKR-25K: {n:,} JPEGs of 500 x 375 = the 10,000 REAL CIFAR-10 test "
                    "images and seeded variants (flip, crop), upscaled, in the official zip layout; the 24 + 14 label "
                    "files DERIVED from the CIFAR-10 classes (each class implies 2-3 MIRFLICKR concepts, plus 3 % "
@@ -541,9 +546,8 @@ def _size_word(full: bool) -> str:
 
 
 def _atomic_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path
 
 
@@ -602,14 +606,13 @@ def build_holidays(shared: Path, dest: Path, seed: int, groups: int = HOLIDAYS_G
     stream = holidays_images(photos(shared), sizes, seed, rotated, lines)
     files, done = {}, 0
     for k, count in ((1, sizes[:groups // 2].sum()), (2, sizes[groups // 2:].sum())):
-        path, tmp = dest / f"jpg{k}.tar.gz", dest / f".jpg{k}.tar.gz.part"
-        with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:   # JPEGs do not compress
+        path = dest / f"jpg{k}.tar.gz"
+        with atomic_tar_gz(path, compresslevel=1) as tf:   # JPEGs do not compress
             for _ in range(count):
                 name, payload = next(stream)
                 tar_add(tf, f"jpg/{name}", payload)
                 _progress(done, images, "holidays images")
                 done += 1
-        os.replace(tmp, path)
         files[path.name] = path
     return holidays_manifest(files, dest, seed, sizes, lines if rotated else None)
 
@@ -695,11 +698,10 @@ def _lines01(col: np.ndarray) -> bytes:
 def _zip(dest: Path, name: str, members: dict[str, bytes | str]) -> Path:
     import zipfile
 
-    path, tmp = dest / name, dest / f".{name}.part"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    path = dest / name
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for member, payload in members.items():
             z.writestr(member, payload)
-    os.replace(tmp, path)
     return path
 
 
@@ -742,24 +744,20 @@ def nus_rounds(images: np.ndarray, plan: dict, seed: int):
 
 def write_nus_images(images: np.ndarray, plan: dict, dest: Path, seed: int) -> Path:
     """<dest>/Flickr/<folder>/<file>.jpg for every item, upscaled to NUS_SIZE (bicubic);
-    written into .Flickr.part, renamed when complete."""
-    import shutil
-
+    written into a temporary sibling directory, renamed when complete."""
     import cv2
 
-    out, tmp = dest / "Flickr", dest / ".Flickr.part"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for f in {i.split("/")[0] for i in plan["ids"]}:
-        (tmp / f).mkdir(parents=True)
-    done = 0
-    for _, items, imgs in nus_rounds(images, plan, seed):
-        for k in items:
-            img = cv2.resize(imgs[plan["source"][k]], NUS_SIZE, interpolation=cv2.INTER_CUBIC)
-            (tmp / plan["ids"][k]).write_bytes(jpeg(img))
-            _progress(done, len(plan["ids"]), "nus-wide images")
-            done += 1
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    out = dest / "Flickr"
+    with atomic_path(out) as tmp:
+        for f in {i.split("/")[0] for i in plan["ids"]}:
+            (tmp / f).mkdir(parents=True)
+        done = 0
+        for _, items, imgs in nus_rounds(images, plan, seed):
+            for k in items:
+                img = cv2.resize(imgs[plan["source"][k]], NUS_SIZE, interpolation=cv2.INTER_CUBIC)
+                (tmp / plan["ids"][k]).write_bytes(jpeg(img))
+                _progress(done, len(plan["ids"]), "nus-wide images")
+                done += 1
     return out
 
 
@@ -910,8 +908,7 @@ def write_rar4(path: Path, members: dict[str, Path]) -> Path:
         head = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
         return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head
 
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "wb") as out:
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
         out.write(b"Rar!\x1a\x07\x00" + block(0x73, 0, b"\x00" * 6))
         for name, src in members.items():
             size, crc = src.stat().st_size, 0
@@ -926,7 +923,6 @@ def write_rar4(path: Path, members: dict[str, Path]) -> Path:
             with open(src, "rb") as f:
                 shutil.copyfileobj(f, out, 1 << 22)
         out.write(block(0x7B, 0x4000, b""))
-    os.replace(tmp, path)
     return path
 
 
@@ -991,10 +987,8 @@ def main(argv=None) -> int:
         doc["files"] = {f: {"path": str(p), "sha256": sha256(p), "size": p.stat().st_size}
                         for f, p in doc["files"].items()}
         doc["build_seconds"] = round(time.time() - t0, 1)
-        built.parent.mkdir(parents=True, exist_ok=True)
-        tmp = built.with_suffix(".part")
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, built)
+        with atomic_path(built) as tmp:   # the manifest last: its presence means the dataset is built
+            tmp.write_text(json.dumps(doc, indent=1))
         print(f"{name}: {doc['build_seconds']:.0f} s -> {built}")
     return 0
 

@@ -36,7 +36,15 @@ import scipy.sparse as sp
 
 from ..io import PseudosupError
 from ..log import log
-from ..mining.knn import KnnSettings, build_knn, check_sparse_rows, dense_block_score, rerank_knn, sparse_knn
+from ..mining.knn import (
+    KnnSettings,
+    build_knn,
+    check_sparse_rows,
+    dense_block_score,
+    normalise_dense,
+    rerank_knn,
+    sparse_knn,
+)
 from ..mining.reciprocal import reversible_adjacency
 
 WEIGHTINGS = ("similarity", "binary")
@@ -74,11 +82,6 @@ class CIEResult:
     X: np.ndarray              # embedded CNN index (n, d), rows L2-normalised
     G: sp.csr_matrix           # embedded BoW (kept for diagnostics; not needed online)
     history: list[dict]
-
-
-def normalise_dense(X: np.ndarray) -> np.ndarray:
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
 def normalise_rows(G: sp.csr_matrix) -> sp.csr_matrix:

@@ -120,7 +120,7 @@ def iteration_scorer(task, G, X, db):
     vectors; also their embedded vectors when they are database items) and the
     embedded BoW."""
     from ..mining.features_io import rows
-    from .cie import normalise_dense
+    from ..mining.knn import normalise_dense
 
     q_cnn = normalise_dense(rows(X, task.queries))
     q_bow = rows(G, task.queries)
@@ -157,7 +157,8 @@ def iter_scores(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: 
     cosine similarity everywhere. `refine` (params retrieval.refine) adds the refinements
     it names in `methods`."""
     from ..mining.features_io import rows
-    from .cie import bytes_per_image, normalise_dense
+    from ..mining.knn import normalise_dense
+    from .cie import bytes_per_image
 
     q, db = task.queries, task.database
     Gq, Gdb = rows(G, q), rows(G, db)
@@ -196,7 +197,8 @@ def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1):
     that keep a graph online (diffusion, k-reciprocal), 8 bytes (id + weight) per stored
     neighbour; truncated diffusion stores each item's offline row (8 bytes per entry)."""
     from ..io import PseudosupError
-    from .cie import bytes_per_image, normalise_dense
+    from ..mining.knn import normalise_dense
+    from .cie import bytes_per_image
     from .refine import RefineSettings, alpha_qe, dba, diffusion_scores, k_reciprocal_scores, truncated_diffusion_scores
 
     names = list(refine["methods"])

@@ -68,8 +68,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..io import PseudosupError
+from ..mining.knn import normalise_dense
 from ..mining.reciprocal import reversible_adjacency
-from .cie import normalise_dense
 
 KEY = "retrieval.refine"
 # Diffusion tie-breaker: score = f + TIE_EPS * max_j(f_qj) * cos(q, x). Database items

@@ -25,6 +25,7 @@ class Hasher:
     zscore: bool = False       # scales those directions: bits <= varying feature columns
     reference: bool = False    # fits a reference hasher first (params `reference`)
     torch: bool = False        # trains a torch model (the train stage caps torch's threads)
+    threads: bool = False      # its constructor takes `threads` (faiss searches in training): the job's are passed
 
     @property
     def reads_dataset(self) -> bool:
@@ -34,19 +35,19 @@ class Hasher:
 
 _H = "pseudosup.methods.hashing."
 ENTRIES = {
-    "bihalf": Hasher(_H + "bihalf", torch=True),
+    "bihalf": Hasher(_H + "bihalf", torch=True, threads=True),
     "dsrh": Hasher(_H + "dsrh", supervised=True, torch=True),
     "dsrh_cnn": Hasher(_H + "dsrh", supervised=True, inputs="images", torch=True),
-    "greedyhash": Hasher(_H + "greedyhash", torch=True),
+    "greedyhash": Hasher(_H + "greedyhash", torch=True, threads=True),
     "itq": Hasher(_H + "itq", pca=True),
     "ldph": Hasher(_H + "ldph", pca=True, zscore=True, reference=True),
-    "ldph_nn": Hasher(_H + "ldph_nn", pca=True, zscore=True, reference=True),
+    "ldph_nn": Hasher(_H + "ldph_nn", pca=True, zscore=True, reference=True, threads=True),
     "lsh": Hasher(_H + "lsh"),
-    "mls3rduh": Hasher(_H + "mls3rduh", torch=True),
+    "mls3rduh": Hasher(_H + "mls3rduh", torch=True, threads=True),
     "pcah": Hasher(_H + "pcah", pca=True),
-    "sdc": Hasher(_H + "sdc", torch=True),
-    "sdc_graph": Hasher(_H + "sdc_graph", torch=True),
-    "sdc_rnn": Hasher(_H + "sdc", torch=True),
+    "sdc": Hasher(_H + "sdc", torch=True, threads=True),
+    "sdc_graph": Hasher(_H + "sdc_graph", torch=True, threads=True),
+    "sdc_rnn": Hasher(_H + "sdc", torch=True, threads=True),
     "sh": Hasher(_H + "sh"),
 }
 DEFAULT_REFERENCE = "itq"  # params schema $defs.ldph_reference default

@@ -30,13 +30,18 @@ from ..log import log, progress
 INDEXES = ("auto", "exact", "ivf", "hnsw")
 
 
+def normalise_dense(X: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """The rows of X scaled to unit L2 norm, computed in `dtype` (default float32; None:
+    X's own dtype) on a C-contiguous copy of X; a zero row stays zero (norms are floored
+    at 1e-12). Cosine kNN here, CIE, refinement and the graph-mining hashers all use it."""
+    X = np.ascontiguousarray(X, dtype=dtype)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
 def _as_float32(X: np.ndarray, metric: str) -> np.ndarray:
     if metric not in ("l2", "cosine"):
         raise PseudosupError(f"mining.metric: '{metric}' is not one of ['l2', 'cosine']")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    if metric == "cosine":
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    return X
+    return normalise_dense(X) if metric == "cosine" else np.ascontiguousarray(X, dtype=np.float32)
 
 
 def _check_k(n: int, k: int) -> int:

@@ -173,10 +173,15 @@ def markdown_table(runs: list[dict]) -> str:
                                     for r, s in zip(runs, ns)) + " |"
     lines = [head, "|---|" + "".join("---|---|---|" if s else "---|---|" for s in ns)]
     for m in methods:
-        cells = []
-        for r, s in zip(runs, ns):
-            res = r["results"].get(m)
-            score = (f" | {res['ns_score']:.3f}" if res else " | -") if s else ""
-            cells.append(f"{res['map']:.4f}{score} | {res['bytes_per_image']:,.0f}" if res else "-" + score + " | -")
+        cells = [cell for r, s in zip(runs, ns) for cell in _run_cells(r["results"].get(m), s)]
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _run_cells(res: dict | None, with_ns: bool) -> list[str]:
+    """A method's cells in one run's column group: mAP, the N-S score if the group has
+    that column, bytes/image; "-" in each where the run has no result for the method."""
+    if not res:
+        return ["-"] * (3 if with_ns else 2)
+    ns = [f"{res['ns_score']:.3f}"] if with_ns else []
+    return [f"{res['map']:.4f}", *ns, f"{res['bytes_per_image']:,.0f}"]

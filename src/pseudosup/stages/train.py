@@ -93,12 +93,13 @@ def check_method(args, cfg):
 
 
 def make_hasher(cls, bits: int, cfg: dict, seed: int, threads: int):
-    """The hasher; one whose constructor takes `threads` (the torch heads and ldph_nn;
-    sdc_rnn and ldph_nn search their training set's neighbours with faiss) gets the
-    job's thread count (Snakemake's `threads`), the others run as constructed anywhere."""
-    import inspect
+    """The hasher; one whose registry entry says its constructor takes `threads` (the
+    torch heads and ldph_nn; sdc_rnn and ldph_nn search their training set's neighbours
+    with faiss) gets the job's thread count (Snakemake's `threads`), the others run as
+    constructed anywhere."""
+    from ..methods import registry
 
-    if "threads" in inspect.signature(cls).parameters:
+    if registry.entry(cls.name).threads:
         return cls(bits, cfg, seed, threads=threads)
     return cls(bits, cfg, seed)
 

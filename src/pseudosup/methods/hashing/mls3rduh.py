@@ -77,11 +77,6 @@ ROW_BLOCK = 512
 PAIR_FLOATS = 1 << 22
 
 
-def _unit(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-
-
 def neighbour_counts(n: int, cosine_fraction: float, manifold_fraction: float) -> tuple[int, int]:
     """(k1, k2) for n training items: int(fraction x n), at least 1, at most n - 1."""
     def k(f):
@@ -137,10 +132,10 @@ def mine_similarity(X: np.ndarray, k1: int, k2: int, alpha: float, threads: int 
     """The +-1 pairs of MLS3RDUH's similarity matrix (module docstring) as a symmetric
     int8 CSR (n, n): +1 similar, -1 dissimilar, absent = the cosine target. Also a
     summary of what was mined."""
-    from ...mining.knn import knn_graph
+    from ...mining.knn import knn_graph, normalise_dense
 
     n = len(X)
-    U = _unit(X)
+    U = normalise_dense(X, dtype=np.float64)
     _, nbr = knn_graph(X, k1, metric="cosine", threads=threads)
     W = mutual_graph(U, nbr)
     isolated = np.diff(W.indptr) == 0
@@ -243,9 +238,11 @@ class MLS3RDUH(HeadHasher):
     def _prepare(self, X, rng) -> None:
         import torch
 
+        from ...mining.knn import normalise_dense
+
         k1, k2 = neighbour_counts(len(X), float(self.p("cosine_fraction")), float(self.p("manifold_fraction")))
         self.similarity, info = mine_similarity(X, k1, k2, float(self.p("alpha")), self.threads)
-        self.unit = torch.from_numpy(_unit(X).astype(np.float32))
+        self.unit = torch.from_numpy(normalise_dense(X, dtype=np.float64).astype(np.float32))
         self.history.append({"epoch": 0, **info})
 
     def _build(self, d):

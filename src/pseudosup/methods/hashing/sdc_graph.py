@@ -32,10 +32,6 @@ from .sdc import SDC, SDC_DEFAULTS
 GRAPH_DEFAULTS = {**SDC_DEFAULTS, "neighbours": 10, "hops": 3, "power": 3.0}
 
 
-def _normalise(T: np.ndarray) -> np.ndarray:
-    return (T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 def smoothing_graph(X: np.ndarray, k: int, power: float, threads: int = 1) -> sp.csr_matrix:
     """I + W: W_ij = max(cos_ij, 0)^power for j among i's k nearest cosine neighbours
     (self excluded; not symmetrised: each item averages over its own neighbours)."""
@@ -51,10 +47,12 @@ def smoothing_graph(X: np.ndarray, k: int, power: float, threads: int = 1) -> sp
 
 def smoothed_features(X: np.ndarray, k: int, hops: int, power: float, threads: int = 1) -> np.ndarray:
     """The teacher features: `hops` rounds of t <- normalise((I + W) t) from the unit rows."""
+    from ...mining.knn import normalise_dense
+
     A = smoothing_graph(X, k, power, threads)
-    T = _normalise(np.asarray(X, dtype=np.float32))
+    T = normalise_dense(X)
     for _ in range(hops):
-        T = _normalise(A @ T)
+        T = normalise_dense(A @ T, dtype=None).astype(np.float32)   # in the product's float64, then float32
     return T
 
 
@@ -66,12 +64,14 @@ class SDCGraph(SDC):
     def _prepare(self, X, rng) -> None:
         import torch
 
+        from ...mining.knn import normalise_dense
+
         T = smoothed_features(X, int(self.p("neighbours")), int(self.p("hops")), float(self.p("power")),
                               self.threads)
         self.teacher = torch.from_numpy(T)
         # how far the teacher moved from the raw features: mean cosine of t_i with x_i
         self.history.append({"epoch": 0, "hops": int(self.p("hops")),
-                             "mean_cos_teacher_raw": float((T * _normalise(X)).sum(axis=1).mean())})
+                             "mean_cos_teacher_raw": float((T * normalise_dense(X)).sum(axis=1).mean())})
 
     def _order_inputs(self, x, rows):
         import torch
