@@ -80,13 +80,6 @@ def test_changing_an_itq_param_reruns_only_itq_jobs(tiny_run, tmp_path):
         cfg_path.write_text(original)
 
 
-def test_same_inputs_give_identical_metrics(tiny_run, tmp_path):
-    project, _ = tiny_run
-    again = copy_project(tmp_path)
-    snakemake(again, *TINY)
-    assert metrics(again) == metrics(project)
-
-
 def _default_sigint() -> None:
     # A job started in the background by a non-interactive shell (as CI may run us)
     # inherits SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler:
@@ -109,7 +102,9 @@ def wait_for(path: Path, timeout: float = 120) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_interrupted_run_resumes_without_redoing_finished_jobs(sig, tmp_path):
+def test_interrupted_run_resumes_without_redoing_finished_jobs(sig, tiny_run, tmp_path):
+    """Also: same inputs, same metrics: the resumed run, in another copy of the project,
+    gives exactly the metrics of the uninterrupted shared build (tiny_run)."""
     project = copy_project(tmp_path)
     # The tiny pre-training finishes within a second on a quiet machine: make it long
     # enough to be killed mid-job for certain, then restore it before resuming.
@@ -138,6 +133,7 @@ def test_interrupted_run_resumes_without_redoing_finished_jobs(sig, tmp_path):
     assert backbone.exists() and (project / "results/metrics/tiny.json").exists()
     assert raw.stat().st_mtime_ns == raw_mtime, "the finished download was redone"
     assert not list(project.rglob("*.tmp-*")) or sig == signal.SIGKILL
+    assert metrics(project) == metrics(tiny_run[0])
 
 
 def test_failed_job_leaves_nothing_that_looks_complete(tmp_path):
