@@ -107,7 +107,8 @@ def gist_1m(dest: Path, shared: Path, seed: int = 0) -> dict:
     arrays = {"base": base, "query": query, "learn": learn, "groundtruth": _exact_topk(query, base, 100)}
     return _manifest("gist-1m", f"tiny TEXMEX tarball of SEEDED SYNTHETIC 960-d vectors (a non-negative mixture "
                      f"of 20 clusters, seed {seed}; no real GIST source here), exact L2 top-100 ground truth",
-                     {"gist.tar.gz": _texmex(dest, "gist", arrays)}, {"base": 2_000, "query": 20, "learn": 1_000})
+                     {"gist.tar.gz": _texmex(dest, "gist", arrays)},
+                     {"base": 2_000, "query": 20, "learn": 1_000}) | {"protocol": {"train": 1_000}}
 
 
 # --- CIFAR-10 -------------------------------------------------------------------------------

@@ -106,6 +106,7 @@ def test_protocol_counts_a_standin_may_scale_are_the_protocols_own(monkeypatch, 
     assert splits.protocol_counts("nuswide21-q2100") == ["top", "per_query", "per_train", "map_at"]
     assert splits.protocol_counts("cifar10-q1k") == ["per_query", "per_train"]
     assert splits.protocol_counts("sift1m-ldph-k100") == []
+    assert splits.protocol_counts("gist1m-ldph-k100") == ["train"]
     doc = {"dataset": "sift-1m", "description": "test", "files": {"sift.tar.gz": entry("sift.tar.gz")},
            "counts": {"base": 30, "query": 5, "learn": 7}, "protocol": {"per_query": 2}}
     (tmp_path / "sift-1m.json").write_text(json.dumps(doc))
