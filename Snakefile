@@ -59,6 +59,6 @@ onstart:
     # SLURM runs: the pre-flight checks of `pseudosup slurm-check` on this run's settings
     # and jobs; stops before anything is submitted if the cluster cannot run them
     # (a no-op for local runs).
-    from pseudosup.stages.slurm_check import check_workflow
+    from pseudosup.workflow import slurm_preflight
 
-    check_workflow(workflow)
+    slurm_preflight(workflow)

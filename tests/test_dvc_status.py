@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
+from pseudosup.commands.dvc_status import MAX_LINES, format_summary, shorten, stage_jobs, summarize
 from pseudosup.dvcgen import expand, read_stages
-from pseudosup.stages.dvc_status import MAX_LINES, format_summary, shorten, stage_jobs, summarize
 
 from .conftest import BIN, ROOT, run_cli
 
@@ -129,7 +129,7 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "dvc.yaml").write_text("stages:\n  fetch:\n    cmd: fetch\n    outs: [data/raw/a]\n"
                                        "  report:\n    cmd: report\n    outs: [results/r.json]\n")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-    monkeypatch.setattr("pseudosup.stages.dvc_status.VENV_BIN", tmp_path / "nowhere")
+    monkeypatch.setattr("pseudosup.commands.dvc_status.VENV_BIN", tmp_path / "nowhere")
     return tmp_path
 
 

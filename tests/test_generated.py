@@ -7,8 +7,8 @@ import json
 
 import yaml
 
+from pseudosup.commands.readme import refreshed, with_every_table
 from pseudosup.dvcgen import expand, generate, read_stages
-from pseudosup.stages.readme import refreshed, with_every_table
 from pseudosup.stages.report import markdown_table, with_sparse_rankings
 
 from .conftest import ROOT

@@ -405,9 +405,9 @@ def test_verify_lists_every_file_that_changed_after_it_was_written(tmp_path, cap
 
     import torch
 
+    from pseudosup.commands import verify
     from pseudosup.io import save_array, save_npz
     from pseudosup.provenance import state_sha256
-    from pseudosup.stages import verify
 
     feats = tmp_path / "data" / "features" / "ds"
     for name in ("good", "flipped"):
@@ -437,8 +437,8 @@ def test_verify_lists_every_file_that_changed_after_it_was_written(tmp_path, cap
 def test_verify_refuses_a_path_that_does_not_exist(tmp_path):
     from types import SimpleNamespace
 
+    from pseudosup.commands import verify
     from pseudosup.io import PseudosupError
-    from pseudosup.stages import verify
 
     with pytest.raises(PseudosupError, match=r"missing: no such file or directory"):
         verify.run(SimpleNamespace(paths=[tmp_path / "missing"]))

@@ -104,7 +104,7 @@ def test_device_record_names_only_the_hardware(no_device_env):
 # ------------------------------------------------ pre-flight without a cluster
 
 def test_preflight_reads_the_profile():
-    from pseudosup.stages.slurm_check import settings_from_profile
+    from pseudosup.commands.slurm_check import settings_from_profile
 
     s = settings_from_profile(ROOT / "profiles/slurm")
     assert s.status_command == "squeue" and s.init_seconds == 10
@@ -205,6 +205,35 @@ def test_preflight_passes_on_a_healthy_cluster(tmp_path):
     proc = run_cli("slurm-check", "--profile", str(ROOT / "profiles/slurm"), env=env)
     assert "SLURM pre-flight passed" in proc.stdout
     assert "job states via squeue: MinJobAge 300 s >= 30 s" in proc.stdout
+
+
+def test_the_workflow_hook_checks_its_own_jobs_before_anything_is_submitted(tmp_path, monkeypatch):
+    """The Snakefile's onstart hook (workflow.slurm_preflight) runs `pseudosup slurm-check`
+    on the run's settings and the resources of its jobs; a problem stops the run."""
+    from types import SimpleNamespace as NS
+
+    from snakemake.exceptions import WorkflowError
+
+    from pseudosup.workflow import slurm_preflight
+
+    def workflow(executor, resources):
+        return NS(executor_plugin=NS(name=executor),
+                  executor_settings=NS(status_command="squeue", init_seconds_before_status_checks=10),
+                  dag=NS(needrun_jobs=lambda: [NS(resources=r) for r in resources]))
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no SLURM commands: a check would fail
+    slurm_preflight(workflow("local", [{"slurm_partition": "nope"}]))  # not a SLURM run: nothing checked
+    env = fake_slurm(tmp_path / "bin", min_job_age=300, sinfo="cpu*|up|idle\\ngpu|up|drained\\n", sacct_ok=False)
+    monkeypatch.setenv("PATH", env["PATH"])
+    slurm_preflight(workflow("slurm", [{}, {"slurm_partition": "cpu"}]))  # passes
+    with pytest.raises(WorkflowError) as err:
+        slurm_preflight(workflow("slurm", [{"slurm_partition": "gpu"}, {"slurm_account": "acme"}]))
+    msg = str(err.value)
+    assert "pseudosup slurm-check: error: SLURM pre-flight found 2 problem(s); nothing was submitted" in msg, msg
+    assert "partition 'gpu' has no usable node" in msg and "neither sacctmgr nor sshare" in msg
+    assert "INFO" not in msg  # the command's log lines are left out
+    proc = run_cli("slurm-check", "--settings", '{"partition": ["gpu"]}', check=False, env=env)
+    assert proc.returncode == 2 and "not valid settings" in proc.stderr, proc.stderr
 
 
 # ---------------------------------------------------------------- the docs

@@ -1,4 +1,5 @@
-"""`pseudosup <stage>`: one subcommand per pipeline stage (thin: parse, call, write)."""
+"""`pseudosup <command>`: one subcommand per pipeline stage (thin: parse, call, write) and
+per helper command (pseudosup.commands)."""
 
 from __future__ import annotations
 
@@ -12,51 +13,54 @@ from pathlib import Path
 from . import __version__
 from .io import PseudosupError
 
-# subcommand -> module in pseudosup.stages, in pipeline order
-STAGES = {
-    "download": "download",
-    "make-split": "make_split",
-    "standin-params": "standin_params",
-    "datasets": "datasets",
-    "pretrain": "pretrain",
-    "fit-features": "fit_features",
-    "features": "features",
-    "mine": "mine",
-    "mine-cross": "mine_cross",
-    "build-instance-bench": "build_instance_bench",
-    "cie": "cie",
-    "finetune": "finetune",
-    "evaluate-retrieval": "evaluate_retrieval",
-    "plot-cie": "plot_cie",
-    "train": "train",
-    "evaluate": "evaluate",
-    "report": "report",
-    "plot": "plot",
-    "gallery": "gallery",
-    "verify": "verify",
-    "check-metrics": "check_metrics",
-    "update-baselines": "update_baselines",
-    "validate-params": "validate_params",
-    "dvc-yaml": "dvc_yaml",
-    "dvc-status": "dvc_status",
-    "readme": "readme",
-    "slurm-check": "slurm_check",
+# subcommand -> module path, imported only when the subcommand runs (or for --help).
+# Pipeline stages (pseudosup.stages): a Snakemake rule runs each; in pipeline order.
+COMMANDS = {
+    "download": "pseudosup.stages.download",
+    "make-split": "pseudosup.stages.make_split",
+    "pretrain": "pseudosup.stages.pretrain",
+    "fit-features": "pseudosup.stages.fit_features",
+    "features": "pseudosup.stages.features",
+    "mine": "pseudosup.stages.mine",
+    "mine-cross": "pseudosup.stages.mine_cross",
+    "build-instance-bench": "pseudosup.stages.build_instance_bench",
+    "cie": "pseudosup.stages.cie",
+    "finetune": "pseudosup.stages.finetune",
+    "evaluate-retrieval": "pseudosup.stages.evaluate_retrieval",
+    "plot-cie": "pseudosup.stages.plot_cie",
+    "train": "pseudosup.stages.train",
+    "evaluate": "pseudosup.stages.evaluate",
+    "report": "pseudosup.stages.report",
+    "plot": "pseudosup.stages.plot",
+    "gallery": "pseudosup.stages.gallery",
+    # helper commands (pseudosup.commands): no rule runs them
+    "standin-params": "pseudosup.commands.standin_params",
+    "datasets": "pseudosup.commands.datasets",
+    "verify": "pseudosup.commands.verify",
+    "check-metrics": "pseudosup.commands.check_metrics",
+    "update-baselines": "pseudosup.commands.update_baselines",
+    "validate-params": "pseudosup.commands.validate_params",
+    "dvc-yaml": "pseudosup.commands.dvc_yaml",
+    "dvc-status": "pseudosup.commands.dvc_status",
+    "readme": "pseudosup.commands.readme",
+    "slurm-check": "pseudosup.commands.slurm_check",
 }
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The command line; `only`: build just that stage's sub-command (a job imports and
+    """The command line; `only`: build just that command's sub-command (a job imports and
     runs the code of its own stage, not of every stage)."""
     parser = argparse.ArgumentParser(
         prog="pseudosup",
-        description="Pseudo-supervised learning for image search: the stages of the pipeline. "
-                    "Snakemake (and DVC) run them; each also runs by hand. See README.md.")
+        description="Pseudo-supervised learning for image search: the stages of the pipeline, which "
+                    "Snakemake (and DVC) run and each of which also runs by hand, then helper commands "
+                    "(datasets, checks, generated files). See README.md.")
     parser.add_argument("--version", action="version", version=f"pseudosup {__version__}")
-    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, module in STAGES.items():
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
         if only is not None and name != only:
             continue
-        mod = importlib.import_module(f"pseudosup.stages.{module}")
+        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
@@ -80,7 +84,7 @@ def _redirect_stderr(log_path: Path):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv[0] if argv and argv[0] in STAGES else None).parse_args(argv)
+    args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     terminal = _redirect_stderr(args.log) if args.log else sys.stderr
     from .log import log, setup_logging
 

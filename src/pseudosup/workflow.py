@@ -1,6 +1,7 @@
 """What the Snakefile needs from Python: file patterns, experiment expansions, params
-slices and the code each stage runs. Kept here (not in the rules) so that it is
-tested like any other code and the rules stay pure wiring."""
+slices, the code each stage runs and the SLURM pre-flight of its `onstart:` hook. Kept
+here (not in the rules) so that it is tested like any other code and the rules stay pure
+wiring."""
 
 from __future__ import annotations
 
@@ -349,6 +350,38 @@ class Plan:
         """The values of `keys` (formatted with the job's wildcards)."""
         resolved = [k.format(**wildcards) for k in keys]
         return ParamSlice((k, lookup(self.config, k)) for k in resolved)
+
+
+# --- the SLURM pre-flight of a run (the Snakefile's onstart hook) --------------------------
+
+def slurm_preflight(workflow) -> None:
+    """For the Snakefile's `onstart:` hook: when the run uses the SLURM executor, run
+    `pseudosup slurm-check` on the settings and jobs of this very run (in this Python
+    environment: it checks that the executor plugins are installed here) and stop the run,
+    before anything is submitted, if a check fails. Does nothing for other executors."""
+    plugin = getattr(workflow, "executor_plugin", None)
+    if plugin is None or plugin.name != "slurm":
+        return
+    import json
+    import subprocess
+    import sys
+
+    from snakemake.exceptions import WorkflowError
+
+    es = workflow.executor_settings
+    jobs = list(workflow.dag.needrun_jobs())
+    settings = {"status_command": es.status_command,
+                "init_seconds": es.init_seconds_before_status_checks or 40,
+                "partitions": sorted({str(j.resources.get("slurm_partition") or "") for j in jobs} or {""}),
+                "accounts": sorted({str(a) for j in jobs if (a := j.resources.get("slurm_account"))})}
+    proc = subprocess.run([sys.executable, "-m", "pseudosup.cli", "slurm-check", "--settings", json.dumps(settings)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        err = proc.stderr  # the command's log lines, then its error message (or a traceback)
+        start = err.find("pseudosup slurm-check: error: ")
+        raise WorkflowError(err[start:].strip() if start >= 0 else
+                            f"SLURM pre-flight (pseudosup slurm-check) failed (exit code {proc.returncode}):\n"
+                            + err.strip()[-3000:])
 
 
 # --- the code a job runs (rerun triggers in both runners) ----------------------------------

@@ -8,11 +8,16 @@ status-check delay), the partitions the profile names exist and have usable node
 default partition exists), and a configured account can be validated (the plugin refuses
 to submit when it cannot). Prints one line per check; exits 2 listing every problem with
 what to do. See docs/cluster.md.
+
+`--settings` checks given settings instead of a profile's: the workflow's `onstart:` hook
+(`pseudosup.workflow.slurm_preflight`) runs this command on the settings and jobs of the
+run it starts, and stops the run, before anything is submitted, when a check fails.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -34,7 +39,7 @@ USABLE_STATES = {"idle", "mixed", "allocated", "completing", "planned"}
 
 @dataclass
 class Settings:
-    """What the run will use: from the profile (CLI) or the running workflow (hook)."""
+    """What the run will use: from the profile, or the running workflow's (--settings)."""
     status_command: str | None = None      # squeue | sacct | None (plugin's auto choice)
     init_seconds: int = 40                 # the plugin's first status-check delay (its default)
     partitions: set[str] = field(default_factory=set)   # named partitions ('' = default)
@@ -46,37 +51,39 @@ def add_arguments(p) -> None:
                    help="the Snakemake profile to check (directory with config.yaml; default profiles/slurm)")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for each SLURM command (default 30)")
+    p.add_argument("--settings", default=None, metavar="JSON",
+                   help="check these settings instead of the profile's: a JSON object with status_command, "
+                        "init_seconds, partitions ('' = the default partition) and accounts (what the "
+                        "workflow's onstart hook passes for the run it starts)")
 
 
 def run(args) -> None:
     from ..io import PseudosupError
 
-    settings = settings_from_profile(args.profile)
+    settings = settings_from_json(args.settings) if args.settings else settings_from_profile(args.profile)
     problems = check(settings, timeout=args.timeout)
     if problems:
         raise PseudosupError(f"SLURM pre-flight found {len(problems)} problem(s); nothing was submitted:\n"
                              + "\n".join(f"  - {p}" for p in problems))
-    print("SLURM pre-flight passed: `snakemake --profile %s` can submit" % args.profile)
+    if args.settings:
+        print("SLURM pre-flight passed: the run's jobs can be submitted")
+    else:
+        print("SLURM pre-flight passed: `snakemake --profile %s` can submit" % args.profile)
 
 
-def check_workflow(workflow) -> None:
-    """For the Snakefile's `onstart:` hook: when the run uses the SLURM executor, run the
-    checks on the settings and jobs of this very run and stop it, before anything is
-    submitted, if one fails. Does nothing for other executors."""
-    plugin = getattr(workflow, "executor_plugin", None)
-    if plugin is None or plugin.name != "slurm":
-        return
-    from snakemake.exceptions import WorkflowError
+def settings_from_json(text: str) -> Settings:
+    """--settings: the keys of `Settings` in a JSON object (lists for the sets)."""
+    from ..io import PseudosupError
 
-    es = workflow.executor_settings
-    jobs = list(workflow.dag.needrun_jobs())
-    settings = Settings(status_command=es.status_command, init_seconds=es.init_seconds_before_status_checks or 40,
-                        partitions={str(j.resources.get("slurm_partition") or "") for j in jobs} or {""},
-                        accounts={str(a) for j in jobs if (a := j.resources.get("slurm_account"))})
-    problems = check(settings, say=lambda line: None)
-    if problems:
-        raise WorkflowError(f"SLURM pre-flight (pseudosup slurm-check) found {len(problems)} problem(s); "
-                            "nothing was submitted:\n" + "\n".join(f"  - {p}" for p in problems))
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict) or set(raw) - set(Settings.__dataclass_fields__):
+            raise ValueError(f"expected an object with keys among {sorted(Settings.__dataclass_fields__)}")
+        return Settings(status_command=raw.get("status_command"), init_seconds=int(raw.get("init_seconds", 40)),
+                        partitions={str(x) for x in raw.get("partitions", [])} or {""},
+                        accounts={str(x) for x in raw.get("accounts", [])})
+    except (ValueError, TypeError) as e:
+        raise PseudosupError(f"--settings {text!r}: not valid settings ({e})") from None
 
 
 def settings_from_profile(profile: Path) -> Settings:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_params_args, params_of
+from ..stages.common import add_params_args, params_of
 
 HELP = "list datasets and protocols; --check tells whether datasets can be obtained here"
 UNAVAILABLE = 3
