@@ -111,6 +111,25 @@ def test_preflight_reads_the_profile():
     assert s.partitions == {""} and s.accounts == set()  # the cluster's default partition, no account
 
 
+def test_preflight_first_status_check_delay_defaults_to_the_plugins(tmp_path):
+    """Unset (missing, or None as the workflow hook passes it) means Settings.init_seconds,
+    the plugin's own default; a value that is set is kept."""
+    import dataclasses
+
+    from pseudosup.commands.slurm_check import Settings, settings_from_json, settings_from_profile
+
+    plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
+    default = {f.name: f.default for f in dataclasses.fields(plugin.ExecutorSettings)}
+    assert Settings.init_seconds == default["init_seconds_before_status_checks"]
+    assert settings_from_json("{}").init_seconds == Settings.init_seconds
+    assert settings_from_json('{"init_seconds": null}').init_seconds == Settings.init_seconds
+    assert settings_from_json('{"init_seconds": 7}').init_seconds == 7
+    key = "slurm-init-seconds-before-status-checks"
+    for line, expected in [("", Settings.init_seconds), (f"{key}: null", Settings.init_seconds), (f"{key}: 7", 7)]:
+        (tmp_path / "config.yaml").write_text(f"executor: slurm\n{line}\n")
+        assert settings_from_profile(tmp_path).init_seconds == expected, line
+
+
 def test_preflight_rejects_a_profile_that_is_not_slurm(tmp_path):
     (tmp_path / "config.yaml").write_text("cores: 2\n")
     proc = run_cli("slurm-check", "--profile", str(tmp_path), check=False)
@@ -214,11 +233,12 @@ def test_the_workflow_hook_checks_its_own_jobs_before_anything_is_submitted(tmp_
 
     from snakemake.exceptions import WorkflowError
 
+    from pseudosup.commands.slurm_check import Settings
     from pseudosup.workflow import slurm_preflight
 
-    def workflow(executor, resources):
+    def workflow(executor, resources, init=10):
         return NS(executor_plugin=NS(name=executor),
-                  executor_settings=NS(status_command="squeue", init_seconds_before_status_checks=10),
+                  executor_settings=NS(status_command="squeue", init_seconds_before_status_checks=init),
                   dag=NS(needrun_jobs=lambda: [NS(resources=r) for r in resources]))
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no SLURM commands: a check would fail
@@ -234,6 +254,12 @@ def test_the_workflow_hook_checks_its_own_jobs_before_anything_is_submitted(tmp_
     assert "INFO" not in msg  # the command's log lines are left out
     proc = run_cli("slurm-check", "--settings", '{"partition": ["gpu"]}', check=False, env=env)
     assert proc.returncode == 2 and "not valid settings" in proc.stderr, proc.stderr
+    # a delay the run leaves unset (None) is checked as the default, Settings.init_seconds
+    need = 3 * Settings.init_seconds
+    env = fake_slurm(tmp_path / "bin-unset", min_job_age=need - 1, sinfo="cpu*|up|idle\\n", sacct_ok=False)
+    monkeypatch.setenv("PATH", env["PATH"])
+    with pytest.raises(WorkflowError, match=f"MinJobAge = {need - 1} s < {need} s"):
+        slurm_preflight(workflow("slurm", [{}], init=None))
 
 
 # ---------------------------------------------------------------- the docs

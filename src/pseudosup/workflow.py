@@ -370,8 +370,10 @@ def slurm_preflight(workflow) -> None:
 
     es = workflow.executor_settings
     jobs = list(workflow.dag.needrun_jobs())
+    # init_seconds as is: None (unset) makes slurm-check use its default, the plugin's; the
+    # plugin rejects values < 1, so None is the only falsy value that gets here
     settings = {"status_command": es.status_command,
-                "init_seconds": es.init_seconds_before_status_checks or 40,
+                "init_seconds": es.init_seconds_before_status_checks,
                 "partitions": sorted({str(j.resources.get("slurm_partition") or "") for j in jobs} or {""}),
                 "accounts": sorted({str(a) for j in jobs if (a := j.resources.get("slurm_account"))})}
     proc = subprocess.run([sys.executable, "-m", "pseudosup.cli", "slurm-check", "--settings", json.dumps(settings)],

@@ -41,7 +41,9 @@ USABLE_STATES = {"idle", "mixed", "allocated", "completing", "planned"}
 class Settings:
     """What the run will use: from the profile, or the running workflow's (--settings)."""
     status_command: str | None = None      # squeue | sacct | None (plugin's auto choice)
-    init_seconds: int = 40                 # the plugin's first status-check delay (its default)
+    # the plugin's first status-check delay; 40 is the plugin's own default, stated only here:
+    # the hook passes the run's value as is and both readers fall back to this (_init_seconds)
+    init_seconds: int = 40
     partitions: set[str] = field(default_factory=set)   # named partitions ('' = default)
     accounts: set[str] = field(default_factory=set)
 
@@ -79,7 +81,7 @@ def settings_from_json(text: str) -> Settings:
         raw = json.loads(text)
         if not isinstance(raw, dict) or set(raw) - set(Settings.__dataclass_fields__):
             raise ValueError(f"expected an object with keys among {sorted(Settings.__dataclass_fields__)}")
-        return Settings(status_command=raw.get("status_command"), init_seconds=int(raw.get("init_seconds", 40)),
+        return Settings(status_command=raw.get("status_command"), init_seconds=_init_seconds(raw.get("init_seconds")),
                         partitions={str(x) for x in raw.get("partitions", [])} or {""},
                         accounts={str(x) for x in raw.get("accounts", [])})
     except (ValueError, TypeError) as e:
@@ -102,7 +104,7 @@ def settings_from_profile(profile: Path) -> Settings:
     if cfg.get("executor") != "slurm":
         raise PseudosupError(f"{cfg_file}: `executor: slurm` missing (found {cfg.get('executor')!r}); "
                              "this is not a SLURM profile")
-    init = cfg.get("slurm-init-seconds-before-status-checks", 40)
+    init = cfg.get("slurm-init-seconds-before-status-checks")
     defaults = _resources(cfg.get("default-resources"))
     per_rule = cfg.get("set-resources") or {}
     per_rule = {rule: _resources(res) for rule, res in per_rule.items()} if isinstance(per_rule, dict) else {}
@@ -110,8 +112,14 @@ def settings_from_profile(profile: Path) -> Settings:
     if not defaults.get("slurm_partition"):
         partitions.add("")  # some rule falls back to the cluster's default partition
     accounts = {str(r["slurm_account"]) for r in [defaults, *per_rule.values()] if r.get("slurm_account")}
-    return Settings(status_command=cfg.get("slurm-status-command"), init_seconds=int(init),
+    return Settings(status_command=cfg.get("slurm-status-command"), init_seconds=_init_seconds(init),
                     partitions=partitions, accounts=accounts)
+
+
+def _init_seconds(value) -> int:
+    """The first status-check delay: `value`, or the default (Settings.init_seconds) when
+    unset (missing or None: the workflow hook passes None when the run leaves it unset)."""
+    return Settings.init_seconds if value is None else int(value)
 
 
 def _resources(value) -> dict:
