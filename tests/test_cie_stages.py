@@ -179,13 +179,18 @@ def test_cross_feature_experiment_runs_end_to_end(tmp_path):
     # params retrieval.refine.methods adds the label-free refinements (methods/refine.py)
     assert set(res["results"]) == {"sift", "cnn", "fusion", "cie", "cie-embedded-queries", "finetuned",
                                    "cnn-aqe", "cnn-dba-aqe", "cnn-diffusion", "cnn-diffusion-truncated", "cnn-k-reciprocal",
-                                   "cie-diffusion"}
+                                   "cie-diffusion", "cnn-collab-diffusion"}
     assert res["queries"] == 37 and res["database"] == 37 * 3 + 5
     for m, r in res["results"].items():
         assert 0 < r["map"] <= 1, m
     assert res["results"]["cie"]["bytes_per_image"] == 16 * 4
     # the graph-keeping refinements pay 8 bytes per stored neighbour on top of the vectors
     assert res["results"]["cnn-diffusion"]["bytes_per_image"] == 16 * 4 + 8 * 50
+    # collaborative diffusion adds the verified pairs' two ends per item to the graph bound
+    verified = int(np.load(project / "data/pairs/instance/cross.npz")["verified"].sum())
+    assert verified > 0
+    assert res["results"]["cnn-collab-diffusion"]["bytes_per_image"] == pytest.approx(
+        16 * 4 + 8 * 50 + 8 * 2 * verified / 116)
     # truncated diffusion stores each item's offline row (the whole database here: 116 < 1,000)
     assert res["results"]["cnn-diffusion-truncated"]["bytes_per_image"] == 16 * 4 + 8 * 116
     assert "| CNN + k-reciprocal re-ranking |" in (project / "results/tables/instance-retrieval.md").read_text()
@@ -247,6 +252,18 @@ def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
                    "--dataset", "copydays-style-synth", "--raw", str(raw), "--protocol", "holidays",
                    "--out", "r.json", cwd=project, check=False)
     assert proc.returncode == 2 and "not one of ['multiview', 'variants']" in proc.stdout + proc.stderr
+    # collaborative diffusion: pairs of items outside the database, or no pairs at all
+    save_npz(project / "outside.npz", {"dataset": BENCH}, pairs=np.array([[0, 1]]),
+             item_ids=np.array([[0, n + 5]]))
+    base = ["evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval", "evaluation",
+            "--bow", str(feats / "bench-sift.bow.npz"), "--cnn", str(feats / "bench-cnn.npy"),
+            "--dataset", "copydays-style-synth", "--raw", str(raw), "--protocol", "variants"]
+    proc = run_cli(*base, "--pairs", "outside.npz", "--out", "r3.json", cwd=project, check=False)
+    assert proc.returncode == 2 and "outside.npz: pairs reference items outside" in proc.stdout + proc.stderr
+    assert not (project / "r3.json").exists()
+    proc = run_cli(*base, "--out", "r4.json", cwd=project, check=False)
+    assert proc.returncode == 2 and "collab-diffusion needs the mined pairs" in proc.stdout + proc.stderr
+    assert not (project / "r4.json").exists()
     # a further protocol on a split (class relevance) is refused before scoring
     proc = run_cli("evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval", "evaluation",
                    "--bow", str(feats / "bench-sift.bow.npz"), "--cnn", str(feats / "bench-cnn.npy"),

@@ -12,6 +12,7 @@ definition, and the reference's order of equal distances need not be faiss's.
 
 from __future__ import annotations
 
+import re
 import time
 import tracemalloc
 
@@ -83,17 +84,23 @@ def naive_dba(X, k, alpha):
     return unit(out)
 
 
-def naive_diffusion(Q, X, s: RefineSettings) -> np.ndarray:
+def naive_diffusion(Q, X, s: RefineSettings, pairs=()) -> np.ndarray:
+    """Dense solve of the definition; `pairs` (database positions) are edges too
+    (collaborative diffusion), at the weight max(cos, 0)^gamma."""
     Q, X = unit(Q), unit(X)
     n = len(X)
     K = X @ X.T
     np.fill_diagonal(K, -np.inf)
     k = min(s.diffusion_k, n - 1)
-    knn = np.zeros((n, n), bool)
+    edge = np.zeros((n, n), bool)
     for i in range(n):
-        knn[i, np.argsort(-K[i], kind="stable")[:k]] = True
+        edge[i, np.argsort(-K[i], kind="stable")[:k]] = True
+    edge &= edge.T
+    for i, j in pairs:
+        if i != j:
+            edge[i, j] = edge[j, i] = True
     np.fill_diagonal(K, 0)
-    W = np.where(knn & knn.T, np.maximum(K, 0) ** s.diffusion_gamma, 0)
+    W = np.where(edge, np.maximum(K, 0) ** s.diffusion_gamma, 0)
     deg = W.sum(1)
     dm = np.array([1 / np.sqrt(v) if v > 0 else 0.0 for v in deg])
     S = dm[:, None] * W * dm[None, :]
@@ -201,6 +208,58 @@ def test_diffusion_matches_dense_solve(k, query_k, alpha, gamma):
     got = diffusion_scores(Q, X, s)
     # the scores carry the tie-breaker TIE_EPS * max(f) * cos (< 1e-6 of the scale)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=2e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("k,n_pairs,alpha", [(5, 30, 0.9), (1, 60, 0.99), (10, 0, 0.5)])
+def test_collaborative_diffusion_matches_dense_solve(k, n_pairs, alpha):
+    """Pairs include duplicates (both orders), self-pairs and pairs the kNN graph holds."""
+    Q, X = random_unit(7, 6, 20), random_unit(50, 6, 21)
+    sx = unit(X) @ unit(X).T
+    np.fill_diagonal(sx, -np.inf)
+    assert top_gap_ok(sx, [k]) and top_gap_ok(unit(Q) @ unit(X).T, [4])
+    rng = np.random.default_rng(k)
+    pairs = rng.integers(0, len(X), size=(n_pairs, 2))
+    if n_pairs:
+        pairs = np.r_[pairs, pairs[:5, ::-1], [[3, 3]], [[0, int(np.argmax(sx[0]))]]]
+    s = RefineSettings(diffusion_k=k, diffusion_query_k=4, diffusion_alpha=alpha, diffusion_iterations=300,
+                       diffusion_tol=1e-7)
+    want = naive_diffusion(Q, X, s, pairs)
+    got = diffusion_scores(Q, X, s, pairs=pairs)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=2e-5 * np.abs(want).max())
+    if not n_pairs:  # no pairs = plain diffusion, bit for bit
+        np.testing.assert_array_equal(got, diffusion_scores(Q, X, s))
+
+
+def test_collaborative_diffusion_reaches_a_copy_only_the_pairs_know():
+    """Query q's copy c sits far from q's nearest item a in CNN space (cosine ~0.3: the
+    mutual kNN graph never reaches it) but a verified pair joins c to a: diffusion over
+    the joined graph scores c and ranks it above every item plain diffusion leaves
+    unreached; plain diffusion gives it only the cosine tie-breaker."""
+    rng = np.random.default_rng(0)
+    a = unit(rng.normal(size=(1, 16)))
+    near = unit(a + 0.5 * rng.normal(size=(6, 16)))                  # a's CNN neighbourhood
+    far = unit(rng.normal(size=(30, 16)))                              # unrelated items
+    c = unit(0.35 * a + unit(rng.normal(size=(1, 16))))               # the copy
+    X = np.r_[a, near, far, c].astype(np.float32)
+    q = unit(a + 0.05 * rng.normal(size=(1, 16))).astype(np.float32)
+    s = RefineSettings(diffusion_k=3, diffusion_query_k=1, diffusion_alpha=0.9, diffusion_iterations=100)
+    copy = len(X) - 1
+    plain = diffusion_scores(q, X, s)[0]
+    joined = diffusion_scores(q, X, s, pairs=np.array([[0, copy]]))[0]
+    unreached = plain < 1e-4 * plain.max()   # f = 0: only the tie-breaker (<= 1e-6 of the max)
+    assert unreached[copy] and unreached.sum() > 10
+    assert joined[copy] > 0.1 * joined.max()
+    assert joined[copy] > joined[unreached & (np.arange(len(X)) != copy)].max()
+
+
+@pytest.mark.parametrize("pairs,what", [(np.array([[0, 50]]), "outside the database of 50"),
+                                        (np.array([[-1, 2]]), "position -1"),
+                                        (np.array([0, 1, 2]), "(m, 2) integer array"),
+                                        (np.array([[0.0, 1.0]]), "(m, 2) integer array")])
+def test_collaborative_diffusion_rejects_bad_pairs(pairs, what):
+    Q, X = random_unit(2, 4, 0), random_unit(50, 4, 1)
+    with pytest.raises(PseudosupError, match=re.escape(what)):
+        diffusion_scores(Q, X, RefineSettings(diffusion_k=3), pairs=pairs)
 
 
 @pytest.mark.parametrize("k,trunc,alpha", [(5, 12, 0.99), (8, 30, 0.9), (3, 2, 0.5)])

@@ -130,6 +130,7 @@ rule evaluate_retrieval:
         cnn=lambda w: _feature_file(w, "cnn", ".npy"),
         cie="models/{experiment}/cie/embedded.npy",
         finetuned="models/{experiment}/finetune/features.npy",
+        pairs="data/pairs/{experiment}/cross.npz",
         split=_split_input,
         code=code("evaluate_retrieval"),
     output:
@@ -153,12 +154,15 @@ rule evaluate_retrieval:
     shell:
         "pseudosup evaluate-retrieval --params {params.file} --keys {params.p} --threads {threads} "
         "--name {wildcards.experiment} "
-        "--bow {input.bow} --cnn {input.cnn} --cie {input.cie} --finetuned {input.finetuned} {params.task} "
+        "--bow {input.bow} --cnn {input.cnn} --cie {input.cie} --finetuned {input.finetuned} --pairs {input.pairs} "
+        "{params.task} "
         "{params.also} --out {output.run} --table {output.table} --metrics {output.metrics} --log {log}"
 
 
 # a cross-feature experiment's metrics file comes from evaluate_retrieval, not report
 ruleorder: evaluate_retrieval > report
+# its pairs file data/pairs/<experiment>/cross.npz matches mine_pairs' pattern (feature "cross") too
+ruleorder: mine_cross > mine_pairs
 
 
 rule plot_cie:

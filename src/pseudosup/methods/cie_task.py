@@ -23,9 +23,11 @@ LABELS = {"sift": "SIFT-only (BoW inverted index)", "cnn": "CNN-only (pretrained
           "cie-embedded-queries": "CIE, queries embedded too (transductive)", "finetuned": "fine-tuned CNN",
           "cnn-aqe": "CNN + alpha-QE", "cnn-dba-aqe": "CNN + DBA + alpha-QE", "cnn-diffusion": "CNN + diffusion",
           "cnn-diffusion-truncated": "CNN + truncated diffusion (Yang et al.)",
-          "cnn-k-reciprocal": "CNN + k-reciprocal re-ranking", "cie-diffusion": "CIE + diffusion"}
+          "cnn-k-reciprocal": "CNN + k-reciprocal re-ranking", "cie-diffusion": "CIE + diffusion",
+          "cnn-collab-diffusion": "CNN graph + mined SIFT pairs, diffusion (collaborative; ours)"}
 # label-free refinements of the CNN / CIE index (methods/refine.py), params retrieval.refine.methods
-REFINEMENTS = ("aqe", "dba-aqe", "diffusion", "diffusion-truncated", "k-reciprocal", "cie-diffusion")
+REFINEMENTS = ("aqe", "dba-aqe", "diffusion", "diffusion-truncated", "k-reciprocal", "cie-diffusion",
+               "collab-diffusion")
 
 
 def add_task_args(p) -> None:
@@ -149,13 +151,14 @@ def score_all(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: di
 
 
 def iter_scores(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: dict | None = None,
-                threads: int = 1):
+                threads: int = 1, pairs=None):
     """(method, (scores (nq, n_db), bytes per image)) for the available inputs, one at a
     time (a caller that scores and drops each holds a few (nq, n_db) matrices, not one per
     method: 10,200 x 10,200 on UKBench is 0.4 GB each): the bag of words G, the CNN
     features X, the CIE-embedded index E (database rows), the fine-tuned features F;
     cosine similarity everywhere. `refine` (params retrieval.refine) adds the refinements
-    it names in `methods`."""
+    it names in `methods`; `pairs` ((m, 2) database positions of mined, verified pairs)
+    feed collaborative diffusion."""
     from ..mining.features_io import rows
     from ..mining.knn import normalise_dense
     from .cie import bytes_per_image
@@ -182,7 +185,7 @@ def iter_scores(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: 
         Fq, Fdb = normalise_dense(rows(F, q)), normalise_dense(rows(F, db))
         yield "finetuned", (Fq @ Fdb.T, bytes_per_image("dense", len(db), dim=Fdb.shape[1]))
     if refine and refine.get("methods"):
-        yield from refined_scores(Xq, Xdb, E, refine, threads)
+        yield from refined_scores(Xq, Xdb, E, refine, threads, pairs)
 
 
 def _solves_logged(done: int, total: int) -> None:
@@ -191,11 +194,12 @@ def _solves_logged(done: int, total: int) -> None:
     log.info("truncated diffusion: %d / %d offline solves", done, total)
 
 
-def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1):
+def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1, pairs=None):
     """The refinements named in refine["methods"] (REFINEMENTS), as iter_scores' entries
     "cnn-<name>" / "cie-diffusion". Index size: the dense vectors plus, for the methods
     that keep a graph online (diffusion, k-reciprocal), 8 bytes (id + weight) per stored
-    neighbour; truncated diffusion stores each item's offline row (8 bytes per entry)."""
+    neighbour (collaborative diffusion: the kNN bound plus the pairs' two ends per item);
+    truncated diffusion stores each item's offline row (8 bytes per entry)."""
     from ..io import PseudosupError
     from ..mining.knn import normalise_dense
     from .cie import bytes_per_image
@@ -221,6 +225,12 @@ def refined_scores(Xq, Xdb, E, refine: dict, threads: int = 1):
             yield "cnn-diffusion-truncated", (scores, dense + 8 * stored)
         elif name == "k-reciprocal":
             yield "cnn-k-reciprocal", (k_reciprocal_scores(Xq, Xdb, s, threads), dense + 8 * s.kr_k1)
+        elif name == "collab-diffusion":
+            if pairs is None:
+                raise PseudosupError("retrieval.refine.methods: collab-diffusion needs the mined pairs "
+                                     "(evaluate-retrieval --pairs); remove it or give them")
+            extra = 8 * 2 * len(pairs) / len(Xdb)
+            yield "cnn-collab-diffusion", (diffusion_scores(Xq, Xdb, s, threads, pairs), dense + 8 * s.diffusion_k + extra)
         elif E is not None:  # cie-diffusion: the CIE-embedded index, queries' original vectors
             E = normalise_dense(E)
             yield "cie-diffusion", (diffusion_scores(Xq, E, s, threads), dense + 8 * s.diffusion_k)

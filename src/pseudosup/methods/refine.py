@@ -21,6 +21,14 @@ clipped.
   y_q[j] = w(q . x_j) for the query's top diffusion_query_k database items, 0
   elsewhere; scores f solve (I - alpha S) f = y. Settings of the paper: k = 50,
   gamma = 3, alpha = 0.99, query k = 10, 20 conjugate-gradient iterations.
+- Collaborative diffusion (ours): the diffusion above on the CNN graph joined with the
+  pairs another index mined and verified (`pairs`: database positions, e.g. the SIFT
+  pairs of `mine-cross` that passed geometric verification): W = max(W_knn, W_pairs),
+  W_pairs[i, j] = W_pairs[j, i] = max(x_i . x_j, 0)^gamma for each pair (i != j), so
+  a pair the CNN already links keeps its weight and a pair it does not becomes an edge
+  of the same scale. CIE's idea (one index's reversible neighbours teach the other)
+  applied to the diffusion graph rather than to the vectors; queries are seeded by the
+  CNN alone, as in the online setting of CIE.
 - Truncated diffusion (Yang, Hinami, Matsui, Ly, Satoh, AAAI 2019; the algorithm of
   their paper, `search_old` in fyang93/diffusion): offline, each database item i
   solves the system above restricted to T_i = i itself and its diffusion_truncation - 1
@@ -213,19 +221,48 @@ def dba(X, k: int, alpha: float, threads: int = 1) -> np.ndarray:
 
 # --- diffusion ----------------------------------------------------------------------------
 
-def diffusion_graph(X: np.ndarray, k: int, gamma: float, threads: int = 1) -> sp.csr_matrix:
+def diffusion_graph(X: np.ndarray, k: int, gamma: float, threads: int = 1, pairs=None) -> sp.csr_matrix:
     """S = D^-1/2 W D^-1/2 of the mutual kNN graph of the (normalised) database rows,
-    W_ij = max(s_ij, 0)^gamma; nodes without a mutual neighbour keep a zero row."""
+    W_ij = max(s_ij, 0)^gamma, joined with the edges of `pairs` ((m, 2) database
+    positions; collaborative diffusion) at the same weights; nodes without an edge keep
+    a zero row."""
     n = len(X)
     k = min(k, n - 1)
     if k <= 0:
-        return sp.csr_matrix((n, n), dtype=np.float32)
-    S, I = _search(X, X, k, threads, self_rows=True)
-    W = reversible_adjacency(I, _weights(S, gamma))
+        W = sp.csr_matrix((n, n), dtype=np.float32)
+    else:
+        S, I = _search(X, X, k, threads, self_rows=True)
+        W = reversible_adjacency(I, _weights(S, gamma))
+    if pairs is not None:
+        W = W.maximum(pair_graph(X, pairs, gamma)).tocsr()
     W.eliminate_zeros()
     deg = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
     inv = np.where(deg > 0, 1 / np.sqrt(np.where(deg > 0, deg, 1)), 0).astype(np.float32)
     return sp.csr_matrix(sp.diags(inv) @ W @ sp.diags(inv), dtype=np.float32)
+
+
+def check_pairs(pairs, n: int) -> np.ndarray:
+    """(m, 2) int64 database positions in [0, n), or a PseudosupError saying what is wrong."""
+    P = np.asarray(pairs)
+    if P.ndim != 2 or P.shape[1] != 2 or (P.size and not np.issubdtype(P.dtype, np.integer)):
+        raise PseudosupError(f"refine: pairs must be an (m, 2) integer array of database positions, got shape "
+                             f"{P.shape} ({P.dtype})")
+    if P.size and (P.min() < 0 or P.max() >= n):
+        raise PseudosupError(f"refine: a pair references position {int(P.min() if P.min() < 0 else P.max())}, "
+                             f"outside the database of {n} items")
+    return P.astype(np.int64).reshape(-1, 2)
+
+
+def pair_graph(X: np.ndarray, pairs, gamma: float) -> sp.csr_matrix:
+    """Symmetric (n, n) W with W_ij = W_ji = max(x_i . x_j, 0)^gamma for each pair (i, j),
+    i != j; a pair listed twice (either order) is one edge."""
+    n = len(X)
+    P = np.sort(check_pairs(pairs, n), axis=1)
+    # one edge per unordered pair: scipy would sum the weights of repeated entries
+    P = np.unique(P[P[:, 0] != P[:, 1]], axis=0)
+    w = _weights(np.einsum("ij,ij->i", X[P[:, 0]], X[P[:, 1]]), gamma).astype(np.float32)
+    A = sp.csr_matrix((w, (P[:, 0], P[:, 1])), shape=(n, n), dtype=np.float32)
+    return (A + A.T).tocsr()
 
 
 def _col_dot(A: np.ndarray, B: np.ndarray, scratch: np.ndarray) -> np.ndarray:
@@ -265,12 +302,13 @@ def conjugate_gradient(product, Y: np.ndarray, alpha: float, iterations: int, to
     return F
 
 
-def diffusion_scores(Q, X, s: RefineSettings, threads: int = 1) -> np.ndarray:
+def diffusion_scores(Q, X, s: RefineSettings, threads: int = 1, pairs=None) -> np.ndarray:
     """Diffusion scores (nq, n), higher = more similar: f solving (I - alpha S) f = y
-    (module docstring), plus the tie-breaker TIE_EPS * max(f) * cosine."""
+    (module docstring), plus the tie-breaker TIE_EPS * max(f) * cosine. With `pairs`
+    (database positions), collaborative diffusion: the graph also holds those edges."""
     Q, X = _inputs(Q, X)
     n, nq = len(X), len(Q)
-    S = diffusion_graph(X, s.diffusion_k, s.diffusion_gamma, threads)
+    S = diffusion_graph(X, s.diffusion_k, s.diffusion_gamma, threads, pairs)
     qk = min(s.diffusion_query_k, n)
     block = int(np.clip(BLOCK_FLOATS // n, 1, MAX_QUERY_BLOCK))
     out = np.empty((nq, n), dtype=np.float32)

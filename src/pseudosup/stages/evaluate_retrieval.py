@@ -12,7 +12,8 @@ dataset's instance ground truth, --protocol), with cosine similarity everywhere:
 - finetuned: the fine-tuned CNN descriptors (--finetuned), both sides
 - label-free refinements named in params retrieval.refine.methods (methods/refine.py):
              alpha-QE, DBA + alpha-QE, diffusion and k-reciprocal re-ranking of the CNN
-             index, and diffusion on the CIE-embedded index
+             index, diffusion on the CIE-embedded index, and collaborative diffusion
+             (the CNN graph joined with the mined pairs of --pairs)
 
 Each with mAP (trapezoid AP for instance protocols, ties by database index as their
 reference code; non-interpolated for class level, equal scores ordered by params
@@ -42,6 +43,9 @@ def add_arguments(p) -> None:
     p.add_argument("--cnn", type=Path, required=True, help="pretrained CNN features (.npy), all items")
     p.add_argument("--cie", type=Path, default=None, help="CIE-embedded CNN index (.npy), database rows")
     p.add_argument("--finetuned", type=Path, default=None, help="fine-tuned CNN features (.npy), all items")
+    p.add_argument("--pairs", type=Path, default=None,
+                   help="mined pairs (.npz with `item_ids`, from `mine-cross`), database items only: the extra "
+                        "edges of collaborative diffusion (retrieval.refine.methods collab-diffusion)")
     p.add_argument("--name", default="", help="experiment name (for the table)")
     p.add_argument("--out", type=Path, required=True, help="results (.json)")
     p.add_argument("--table", type=Path, default=None, help="Markdown table (.md)")
@@ -87,16 +91,22 @@ def run(args) -> None:
         P.check_finite(F, np.union1d(task.queries, db), args.finetuned, "a query or database item")
     if E is not None:
         P.check_finite(E, np.arange(len(E)), args.cie, "an indexed item")
-    runs = [_score(t, G, X, E, F, cfg, args.threads) for t in tasks]
+    if "collab-diffusion" in (cfg.get("refine") or {}).get("methods", []) and not args.pairs:
+        # after the input checks, before any scoring: the other methods take minutes on a large database
+        raise PseudosupError("retrieval.refine.methods: collab-diffusion needs the mined pairs (--pairs); remove it "
+                             "or give them")
+    pairs = _load_pairs(args.pairs, db, dataset) if args.pairs else None
+    runs = [_score(t, G, X, E, F, cfg, args.threads, pairs) for t in tasks]
     files = {"bow": str(args.bow), "cnn": str(args.cnn), "cie": str(args.cie) if args.cie else None,
              "finetuned": str(args.finetuned) if args.finetuned else None,
+             "pairs": str(args.pairs) if args.pairs else None, "pairs_used": None if pairs is None else int(len(pairs)),
              "sift_feature": gmeta.get("feature"), "cnn_feature": xmeta.get("feature")}
     for r, t in zip(runs, tasks):
         # with several protocols each column pair is named by its protocol
         r.update(name=f"{args.name} {t.name.split('/')[-1]}" if len(runs) > 1 else args.name,
                  fusion_weight=cfg["fusion_weight"], tie_rule=t.tie_rule, files=files)
     write_json(args.out, {"dataset": dataset, **task_record(source), **runs[0], "also": runs[1:],
-                          **P.stamp(args.bow, args.cnn, args.cie, args.finetuned, args.split, args.raw)})
+                          **P.stamp(args.bow, args.cnn, args.cie, args.finetuned, args.pairs, args.split, args.raw)})
     if args.metrics:
         results = {"retrieval": {m: {"map": r["map"]} for m, r in runs[0]["results"].items()}}
         for p, r in zip(args.also_protocol, runs[1:]):
@@ -124,19 +134,48 @@ def _other_task(source, protocol: str, n_items: int, db):
     return task
 
 
-def _score(task, G, X, E, F, cfg: dict, threads: int) -> dict:
+def _score(task, G, X, E, F, cfg: dict, threads: int, pairs=None) -> dict:
     """One protocol: every method's metrics, bytes per image and per-query AP."""
     from ..log import log
     from ..methods.cie_task import iter_scores
 
     results = {}
     # one method's (queries, database) scores at a time
-    for method, (scores, nbytes) in iter_scores(task, G, X, E, F, cfg["fusion_weight"], cfg.get("refine"), threads):
+    for method, (scores, nbytes) in iter_scores(task, G, X, E, F, cfg["fusion_weight"], cfg.get("refine"), threads,
+                                                 pairs):
         metrics, aps = task.evaluate(scores)
         results[method] = {**metrics, "bytes_per_image": nbytes, "ap": [None if a != a else float(a) for a in aps]}
         log.info("%s %-22s mAP %.4f  %8.0f bytes/image", task.name, method, metrics["map"], nbytes)
     return {"task": task.name, "kind": task.kind, "queries": int(len(task.queries)),
             "database": int(len(task.database)), "results": results}
+
+
+def _load_pairs(path, db, dataset: str):
+    """The mined pairs of `path` as (m, 2) positions in the database `db` (item ids):
+    those that passed geometric verification where it ran (a file may keep the others,
+    cross_mining.verify.drop_unverified false), else all. Every pair must join two
+    database items (mining ran on the database)."""
+    import numpy as np
+
+    from .. import provenance as P
+    from ..io import PseudosupError, load_npz
+
+    meta, arrays = load_npz(path)
+    if "item_ids" not in arrays:
+        raise PseudosupError(f"{path}: no `item_ids` array; give pairs from `pseudosup mine-cross`")
+    P.check_same_dataset({path: meta}, dataset)
+    ids = np.asarray(arrays["item_ids"])
+    if ids.ndim != 2 or ids.shape[1] != 2:
+        raise PseudosupError(f"{path}: `item_ids` has shape {ids.shape}, expected (pairs, 2)")
+    if "verified" in arrays:
+        ids = ids[np.asarray(arrays["verified"], bool)]
+    pos = np.full(int(max(ids.max(initial=-1), db.max(initial=-1))) + 1, -1, dtype=np.int64)
+    pos[db] = np.arange(len(db))
+    out = pos[ids] if ids.size else ids.astype(np.int64)
+    if ids.size and (ids.min() < 0 or (out < 0).any()):
+        raise PseudosupError(f"{path}: pairs reference items outside the indexed database; mine them with the "
+                             f"same split or protocol (`snakemake -R {path}`)")
+    return out
 
 
 def _load_rows(path, n: int, what: str, dataset: str, indices_sha256: str | None = None):
