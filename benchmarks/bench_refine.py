@@ -9,6 +9,9 @@ SIFT pairs (collaborative diffusion), at any graph size?
         --dataset copydays-style-synth --raw data/raw/copydays-style-synth \
         --protocol variants --protocol multiview
 
+(or `--split data/splits/cifar10-test-q1k.json` for a class-level experiment such as
+cifar10-cie: one task, its queries and database; relevance = same class).
+
 For each protocol, mAP of CNN-only, CIE, and diffusion (methods/refine.py, the
 pipeline's functions) on the CNN index, on the CIE index and on the collaborative
 graph over a grid of graph k, query k and alpha (gamma 3, 20 CG iterations as the
@@ -77,7 +80,7 @@ def score_protocol(source, X, E, item_pairs, threads: int) -> dict:
                        "ap": ap}
                 row["seconds"] = round(time.time() - t0, 2)
                 out["grid"].append(row)
-                print(task.name, row, flush=True)
+                print(task.name, {k: v for k, v in row.items() if k != "ap"}, flush=True)
     out["held_out"] = held_out(out)
     return out
 
@@ -125,7 +128,7 @@ def markdown(doc: dict) -> str:
     lines = [f"# Diffusion sweep: {doc['name']} ({doc['date']}, load {doc['load']})", "",
              "Grid: mAP on the experiment's own queries (optimistic by selection). Papers' settings: k 50, "
              "query k 10, alpha 0.99. Collaborative diffusion (ours) = the CNN kNN graph joined with the "
-             "experiment's mined, verified SIFT pairs (`--pairs`). Held-out: each method's setting picked on "
+             "experiment's mined SIFT pairs (`--pairs`; only the verified ones where verification ran). Held-out: each method's setting picked on "
              "a random half of the queries and scored on the other half.", ""]
     for p in doc["protocols"]:
         best_cnn = max(p["grid"], key=lambda g: g["cnn_diffusion"])
@@ -133,7 +136,8 @@ def markdown(doc: dict) -> str:
         h = p["held_out"]
         name = {"cnn_diffusion": "CNN + diffusion", "cie_diffusion": "CIE + diffusion",
                 "collab_diffusion": "collaborative diffusion", "cie": "CIE (no setting)"}
-        lines += [f"## {p['task']} ({p['queries']} queries, {p['database']:,} indexed, {p['pairs']} verified pairs)",
+        kind = "verified" if doc.get("pairs_verified") else "mined (unverified)"
+        lines += [f"## {p['task']} ({p['queries']:,} queries, {p['database']:,} indexed, {p['pairs']:,} {kind} pairs)",
                   "", f"Held-out selection ({2 * h['repeats']} halves, seed {h['seed']}):", "",
                   "| method | held-out mAP (mean ± std) | settings picked most (k, query k, alpha: times) |",
                   "|---|---:|---|"]
@@ -170,16 +174,21 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for a in ("--name", "--cnn", "--cie", "--pairs", "--dataset", "--raw"):
         ap.add_argument(a, required=True)
-    ap.add_argument("--protocol", action="append", required=True, help="instance protocol (repeatable)")
+    ap.add_argument("--protocol", action="append", default=[], help="instance protocol (repeatable)")
+    ap.add_argument("--split", default=None, help="or a split file (class relevance), e.g. for cifar10-cie")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     X, _ = load_dense(Path(args.cnn))
     E, _ = load_dense(Path(args.cie))
     _, arrays = load_npz(Path(args.pairs))  # verified pairs only, as evaluate-retrieval
     item_pairs = arrays["item_ids"][arrays["verified"]] if "verified" in arrays else arrays["item_ids"]
-    protocols = [score_protocol(TaskSource(args.dataset, Path(args.raw), None, p), X, E, item_pairs, args.threads)
-                 for p in args.protocol]
+    if bool(args.protocol) == bool(args.split):
+        ap.error("give --protocol (repeatable) or --split")
+    sources = ([TaskSource(args.dataset, Path(args.raw), Path(args.split), None)] if args.split else
+               [TaskSource(args.dataset, Path(args.raw), None, p) for p in args.protocol])
+    protocols = [score_protocol(s, X, E, item_pairs, args.threads) for s in sources]
     doc = {"name": args.name, "inputs": {"cnn": args.cnn, "cie": args.cie, "pairs": args.pairs},
+           "pairs_verified": "verified" in arrays,
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "load": " ".join(f"{x:.2f}" for x in os.getloadavg()), "protocols": protocols}
     out = ROOT / "benchmarks" / "results" / f"refine-sweep-{args.name}"
