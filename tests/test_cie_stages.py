@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -187,10 +188,11 @@ def test_cross_feature_experiment_runs_end_to_end(tmp_path):
     # the graph-keeping refinements pay 8 bytes per stored neighbour on top of the vectors
     assert res["results"]["cnn-diffusion"]["bytes_per_image"] == 16 * 4 + 8 * 50
     # collaborative diffusion adds the verified pairs' two ends per item to the graph bound
+    # (online: the pairs touching a query are left out, so at most the verified ones)
     verified = int(np.load(project / "data/pairs/instance/cross.npz")["verified"].sum())
-    assert verified > 0
+    assert verified > 0 and 0 < res["collab_pairs"] <= verified
     assert res["results"]["cnn-collab-diffusion"]["bytes_per_image"] == pytest.approx(
-        16 * 4 + 8 * 50 + 8 * 2 * verified / 116)
+        16 * 4 + 8 * 50 + 8 * 2 * res["collab_pairs"] / 116)
     # truncated diffusion stores each item's offline row (the whole database here: 116 < 1,000)
     assert res["results"]["cnn-diffusion-truncated"]["bytes_per_image"] == 16 * 4 + 8 * 116
     assert "| CNN + k-reciprocal re-ranking |" in (project / "results/tables/instance-retrieval.md").read_text()
@@ -262,7 +264,7 @@ def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
     assert proc.returncode == 2 and "outside.npz: pairs reference items outside" in proc.stdout + proc.stderr
     assert not (project / "r3.json").exists()
     proc = run_cli(*base, "--out", "r4.json", cwd=project, check=False)
-    assert proc.returncode == 2 and "collab-diffusion needs the mined pairs" in proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "collab-diffusion needs the mined pairs: give --pairs" in proc.stdout + proc.stderr
     assert not (project / "r4.json").exists()
     # a further protocol on a split (class relevance) is refused before scoring
     proc = run_cli("evaluate-retrieval", "--params", "params.yaml", "--keys", "retrieval", "evaluation",
@@ -270,3 +272,34 @@ def test_stage_errors_name_the_problem_and_write_nothing(tmp_path):
                    "--dataset", "copydays-style-synth", "--raw", str(raw), "--protocol", "variants",
                    "--also-protocol", "nope", "--out", "r2.json", cwd=project, check=False)
     assert proc.returncode == 2 and "nope" in proc.stdout + proc.stderr and not (project / "r2.json").exists()
+
+
+def test_database_pairs_keep_verified_ones_and_refuse_bad_files(tmp_path):
+    from pseudosup.io import save_npz
+    from pseudosup.methods.cie_task import database_pairs
+
+    db = np.array([3, 5, 8, 9])
+    f = tmp_path / "p.npz"
+    save_npz(f, {"dataset": BENCH}, item_ids=np.array([[3, 5], [8, 9], [5, 9]]), verified=np.array([True, False, True]))
+    np.testing.assert_array_equal(database_pairs(f, db), [[0, 1], [1, 3]])
+    for name, arrays, text in [
+            ("neg.npz", {"item_ids": np.array([[-7, 3]])}, "outside the indexed database"),
+            ("far.npz", {"item_ids": np.array([[3, 400]])}, "outside the indexed database"),
+            ("gap.npz", {"item_ids": np.array([[3, 4]])}, "outside the indexed database"),
+            ("flt.npz", {"item_ids": np.array([[3.0, 5.0]])}, "expected integer (pairs, 2)"),
+            ("ver.npz", {"item_ids": np.array([[3, 5]]), "verified": np.array([True, True])}, "`verified` has shape"),
+            ("none.npz", {"pairs": np.array([[0, 1]])}, "no `item_ids`")]:
+        save_npz(tmp_path / name, {"dataset": BENCH}, **arrays)
+        with pytest.raises(PseudosupError, match=re.escape(f"{tmp_path / name}: ") + ".*" + re.escape(text)):
+            database_pairs(tmp_path / name, db)
+
+
+def test_online_pairs_leave_out_the_queries_own_pairs():
+    from types import SimpleNamespace
+
+    from pseudosup.methods.cie_task import online_pairs
+
+    pairs = np.array([[0, 1], [2, 3], [1, 4], [4, 5]])
+    # queries at database positions 1 and 5 (instance protocol), or outside the database (-1)
+    np.testing.assert_array_equal(online_pairs(SimpleNamespace(query_pos=np.array([1, 5])), pairs), [[2, 3]])
+    np.testing.assert_array_equal(online_pairs(SimpleNamespace(query_pos=np.array([-1, -1])), pairs), pairs)

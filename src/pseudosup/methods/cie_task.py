@@ -158,7 +158,7 @@ def iter_scores(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: 
     features X, the CIE-embedded index E (database rows), the fine-tuned features F;
     cosine similarity everywhere. `refine` (params retrieval.refine) adds the refinements
     it names in `methods`; `pairs` ((m, 2) database positions of mined, verified pairs)
-    feed collaborative diffusion."""
+    feed collaborative diffusion, those touching a query dropped (online_pairs)."""
     from ..mining.features_io import rows
     from ..mining.knn import normalise_dense
     from .cie import bytes_per_image
@@ -185,7 +185,50 @@ def iter_scores(task, G, X, E=None, F=None, fusion_weight: float = 1.0, refine: 
         Fq, Fdb = normalise_dense(rows(F, q)), normalise_dense(rows(F, db))
         yield "finetuned", (Fq @ Fdb.T, bytes_per_image("dense", len(db), dim=Fdb.shape[1]))
     if refine and refine.get("methods"):
-        yield from refined_scores(Xq, Xdb, E, refine, threads, pairs)
+        yield from refined_scores(Xq, Xdb, E, refine, threads, None if pairs is None else online_pairs(task, pairs))
+
+
+def needs_pairs(refine: dict | None) -> bool:
+    """Whether params retrieval.refine asks for a method that needs mined pairs."""
+    return "collab-diffusion" in (refine or {}).get("methods", [])
+
+
+def database_pairs(path, db) -> np.ndarray:
+    """The mined pairs of a `mine-cross` file as (m, 2) positions in the database `db`
+    (item ids): those that passed geometric verification where it ran (a file may keep
+    the others: cross_mining.verify.drop_unverified false), else all. Every pair must
+    join two database items (mining ran on the database)."""
+    from ..io import PseudosupError, load_npz
+
+    _, arrays = load_npz(path)
+    if "item_ids" not in arrays:
+        raise PseudosupError(f"{path}: no `item_ids` array; give the pairs of `pseudosup mine-cross`")
+    ids = np.asarray(arrays["item_ids"])
+    if ids.ndim != 2 or ids.shape[1] != 2 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+        raise PseudosupError(f"{path}: `item_ids` has shape {ids.shape} ({ids.dtype}), expected integer (pairs, 2)")
+    if "verified" in arrays:
+        keep = np.asarray(arrays["verified"])
+        if keep.shape != (len(ids),):
+            raise PseudosupError(f"{path}: `verified` has shape {keep.shape}, expected ({len(ids)},); rerun "
+                                 f"`snakemake -R {path}`")
+        ids = ids[keep.astype(bool)]
+    db = np.asarray(db, dtype=np.int64)
+    bad = ids.size and (ids.min() < 0 or ids.max() > db.max(initial=-1))
+    pos = np.full(int(db.max(initial=-1)) + 1, -1, dtype=np.int64)
+    pos[db] = np.arange(len(db))
+    out = np.full(ids.shape, -1, dtype=np.int64) if bad else pos[ids]
+    if ids.size and (out < 0).any():
+        raise PseudosupError(f"{path}: pairs reference items outside the indexed database; mine them with the "
+                             f"same split or protocol (`snakemake -R {path}`)")
+    return out
+
+
+def online_pairs(task, pairs: np.ndarray) -> np.ndarray:
+    """The pairs that touch no query: where the queries are database items (instance
+    protocols), a query's own mined pairs would tell the graph about the query itself
+    (transductive); the online setting, like the CIE row, must not use them."""
+    in_db = task.query_pos[task.query_pos >= 0]
+    return pairs[~np.isin(pairs, in_db).any(axis=1)] if len(in_db) else pairs
 
 
 def _solves_logged(done: int, total: int) -> None:

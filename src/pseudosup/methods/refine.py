@@ -28,7 +28,8 @@ clipped.
   a pair the CNN already links keeps its weight and a pair it does not becomes an edge
   of the same scale. CIE's idea (one index's reversible neighbours teach the other)
   applied to the diffusion graph rather than to the vectors; queries are seeded by the
-  CNN alone, as in the online setting of CIE.
+  CNN alone, and where queries are database items the caller drops the pairs that touch
+  them (methods/cie_task.online_pairs), as in the online setting of CIE.
 - Truncated diffusion (Yang, Hinami, Matsui, Ly, Satoh, AAAI 2019; the algorithm of
   their paper, `search_old` in fyang93/diffusion): offline, each database item i
   solves the system above restricted to T_i = i itself and its diffusion_truncation - 1

@@ -63,7 +63,7 @@ def run(args) -> None:
 
     from .. import provenance as P
     from ..io import PseudosupError, atomic_path, write_json
-    from ..methods.cie_task import TaskSource, build_task, task_record
+    from ..methods.cie_task import TaskSource, build_task, needs_pairs, task_record
     from ..mining.features_io import load_dense, load_sparse
 
     set_threads(args.threads)
@@ -91,10 +91,10 @@ def run(args) -> None:
         P.check_finite(F, np.union1d(task.queries, db), args.finetuned, "a query or database item")
     if E is not None:
         P.check_finite(E, np.arange(len(E)), args.cie, "an indexed item")
-    if "collab-diffusion" in (cfg.get("refine") or {}).get("methods", []) and not args.pairs:
+    if needs_pairs(cfg.get("refine")) and not args.pairs:
         # after the input checks, before any scoring: the other methods take minutes on a large database
-        raise PseudosupError("retrieval.refine.methods: collab-diffusion needs the mined pairs (--pairs); remove it "
-                             "or give them")
+        raise PseudosupError(f"{args.params}: retrieval.refine.methods collab-diffusion needs the mined pairs: give "
+                             "--pairs data/pairs/<experiment>/cross.npz (from `pseudosup mine-cross`) or remove it")
     pairs = _load_pairs(args.pairs, db, dataset) if args.pairs else None
     runs = [_score(t, G, X, E, F, cfg, args.threads, pairs) for t in tasks]
     files = {"bow": str(args.bow), "cnn": str(args.cnn), "cie": str(args.cie) if args.cie else None,
@@ -137,7 +137,7 @@ def _other_task(source, protocol: str, n_items: int, db):
 def _score(task, G, X, E, F, cfg: dict, threads: int, pairs=None) -> dict:
     """One protocol: every method's metrics, bytes per image and per-query AP."""
     from ..log import log
-    from ..methods.cie_task import iter_scores
+    from ..methods.cie_task import iter_scores, online_pairs
 
     results = {}
     # one method's (queries, database) scores at a time
@@ -146,36 +146,19 @@ def _score(task, G, X, E, F, cfg: dict, threads: int, pairs=None) -> dict:
         metrics, aps = task.evaluate(scores)
         results[method] = {**metrics, "bytes_per_image": nbytes, "ap": [None if a != a else float(a) for a in aps]}
         log.info("%s %-22s mAP %.4f  %8.0f bytes/image", task.name, method, metrics["map"], nbytes)
+    online = {} if pairs is None else {"collab_pairs": int(len(online_pairs(task, pairs)))}
     return {"task": task.name, "kind": task.kind, "queries": int(len(task.queries)),
-            "database": int(len(task.database)), "results": results}
+            "database": int(len(task.database)), **online, "results": results}
 
 
 def _load_pairs(path, db, dataset: str):
-    """The mined pairs of `path` as (m, 2) positions in the database `db` (item ids):
-    those that passed geometric verification where it ran (a file may keep the others,
-    cross_mining.verify.drop_unverified false), else all. Every pair must join two
-    database items (mining ran on the database)."""
-    import numpy as np
-
+    """methods.cie_task.database_pairs of `path`, after checking it is of `dataset`."""
     from .. import provenance as P
-    from ..io import PseudosupError, load_npz
+    from ..io import load_npz
+    from ..methods.cie_task import database_pairs
 
-    meta, arrays = load_npz(path)
-    if "item_ids" not in arrays:
-        raise PseudosupError(f"{path}: no `item_ids` array; give pairs from `pseudosup mine-cross`")
-    P.check_same_dataset({path: meta}, dataset)
-    ids = np.asarray(arrays["item_ids"])
-    if ids.ndim != 2 or ids.shape[1] != 2:
-        raise PseudosupError(f"{path}: `item_ids` has shape {ids.shape}, expected (pairs, 2)")
-    if "verified" in arrays:
-        ids = ids[np.asarray(arrays["verified"], bool)]
-    pos = np.full(int(max(ids.max(initial=-1), db.max(initial=-1))) + 1, -1, dtype=np.int64)
-    pos[db] = np.arange(len(db))
-    out = pos[ids] if ids.size else ids.astype(np.int64)
-    if ids.size and (ids.min() < 0 or (out < 0).any()):
-        raise PseudosupError(f"{path}: pairs reference items outside the indexed database; mine them with the "
-                             f"same split or protocol (`snakemake -R {path}`)")
-    return out
+    P.check_same_dataset({path: load_npz(path)[0]}, dataset)
+    return database_pairs(path, db)
 
 
 def _load_rows(path, n: int, what: str, dataset: str, indices_sha256: str | None = None):

@@ -71,11 +71,11 @@ class SDC(HeadHasher):
         Beta quantiles cost ~2 ms, paid on each of the 7,800 steps of a 5,000-item run."""
         import torch
 
+        key = (m, float(self.p("beta_a")), float(self.p("beta_b")), bool(self.p("ortho_constraint")))
         cache = self.__dict__.setdefault("_target_cache", {})
-        if m not in cache:
-            cache[m] = torch.from_numpy(calibration_targets(m, float(self.p("beta_a")), float(self.p("beta_b")),
-                                                            bool(self.p("ortho_constraint"))).astype(np.float32))
-        return cache[m]
+        if key not in cache:  # keyed on the settings too: params edited between fits must not reuse it
+            cache[key] = torch.from_numpy(calibration_targets(*key).astype(np.float32))
+        return cache[key]
 
     def _order_inputs(self, x, rows):
         """What the calibration orders the batch's pairs by: the inputs themselves
